@@ -1,0 +1,48 @@
+# The course in two commands: `make lab` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_STAMP := data/.prepared
+PROFILE ?= standard
+NB ?= 00
+
+.PHONY: lab test setup data lint run student bench clean-data
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+data: $(DATA_STAMP)
+
+$(DATA_STAMP): $(STAMP)
+	$(PY) -m course_lib.data.prepare
+	touch $@
+
+lab: setup data
+	$(VENV)/bin/jupyter lab notebooks/00_introduction.ipynb
+
+lint: setup
+	$(PY) -m ruff check course_lib tests
+
+test: setup data lint
+	COURSE_PROFILE=quick $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks
+
+# One notebook in a profile, executed in place of a copy under artifacts/: `make run NB=00 PROFILE=standard`
+run: setup data
+	$(PY) -m course_lib.run_notebook $(NB) --profile $(PROFILE)
+
+# Student copies (solutions stripped, outputs cleared) into student/
+student: setup
+	$(PY) -m course_lib.student notebooks student
+
+bench: setup data
+	$(PY) -m course_lib.bench --all
+
+clean-data:
+	rm -rf data/cache $(DATA_STAMP)

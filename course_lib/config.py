@@ -1,0 +1,164 @@
+"""Profiles, device choice, mixed precision and seeding: the one place that holds every size.
+
+A *profile* decides how big everything is, so the same notebook runs in seconds under
+tests (``quick``), in minutes on a 2-core laptop (``standard``, the default) and at
+paper-like sizes on a GPU (``full``). Choose it with the ``COURSE_PROFILE`` environment
+variable or :func:`set_profile`; notebooks read sizes with :func:`get_profile`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ENV_VAR = "COURSE_PROFILE"
+DEFAULT_PROFILE = "standard"
+DATA_DIR_VAR = "COURSE_DATA_DIR"
+IGNORE_INDEX = 255  # label of "void" pixels, dropped by losses and metrics (as in VOC)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size the course uses. Add a field here rather than a literal in a notebook."""
+
+    name: str
+    image_size: int  # side of the square shapes-world images
+    num_train: int  # training images per experiment
+    num_val: int  # validation images per experiment
+    batch_size: int
+    epochs: int
+    width: int  # base channel width of the models (doubles per stage)
+    lr: float
+    num_workers: int  # DataLoader workers
+    classic_samples: int  # images scored by the classic (non-learned) methods
+    bench_repeats: int  # timed repetitions in benchmarks (median is reported)
+
+    def replace(self, **changes: object) -> Profile:
+        """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick", image_size=64, num_train=64, num_val=16, batch_size=16, epochs=2,
+        width=8, lr=3e-3, num_workers=0, classic_samples=8, bench_repeats=3,
+    ),
+    "standard": Profile(
+        name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
+        width=16, lr=3e-3, num_workers=0, classic_samples=32, bench_repeats=10,
+    ),
+    "full": Profile(
+        name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
+        width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
+    ),
+}
+
+_chosen: str | None = None
+
+
+def _check_name(name: str) -> str:
+    if name not in PROFILES:
+        valid = ", ".join(PROFILES)
+        raise ValueError(f"unknown profile {name!r}; valid profiles are: {valid}")
+    return name
+
+
+def set_profile(name: str) -> Profile:
+    """Choose the profile for this process (overrides ``COURSE_PROFILE``)."""
+    global _chosen
+    _chosen = _check_name(name)
+    return PROFILES[_chosen]
+
+
+def profile_name() -> str:
+    """The active profile's name: :func:`set_profile`, else ``COURSE_PROFILE``, else standard."""
+    if _chosen is not None:
+        return _chosen
+    return _check_name(os.environ.get(ENV_VAR, DEFAULT_PROFILE).strip() or DEFAULT_PROFILE)
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, or the active one."""
+    return PROFILES[_check_name(name)] if name is not None else PROFILES[profile_name()]
+
+
+def data_dir() -> Path:
+    """Where generated and fetched data live: ``COURSE_DATA_DIR`` or the repository's ``data/``."""
+    configured = os.environ.get(DATA_DIR_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(__file__).resolve().parent.parent / "data"
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The best device here: CUDA, then Apple's MPS, then the CPU (or ``prefer`` if given)."""
+    if prefer is not None:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def amp_enabled(device: torch.device | str) -> bool:
+    """Mixed precision is used on CUDA only: on CPU and MPS it is slower or unsupported."""
+    return torch.device(device).type == "cuda"
+
+
+def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` in float16 on CUDA; a no-op context elsewhere."""
+    if amp_enabled(device):
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def grad_scaler(device: torch.device | str) -> torch.amp.GradScaler:
+    """A GradScaler that is active exactly when :func:`autocast` is."""
+    return torch.amp.GradScaler("cuda", enabled=amp_enabled(device))
+
+
+def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and PyTorch (all devices); optionally ask for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def using_profile(name: str) -> Iterator[Profile]:
+    """Temporarily switch profile (tests and benchmarks)."""
+    global _chosen
+    before = _chosen
+    try:
+        yield set_profile(name)
+    finally:
+        _chosen = before
+
+
+def banner() -> str:
+    """One line for each notebook's first cell: profile, device, versions, threads."""
+    import torchvision
+
+    device = get_device()
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    prof = get_profile()
+    return (
+        f"profile={prof.name} (image {prof.image_size}px, {prof.epochs} epochs) | "
+        f"device={device.type}{gpu} | AMP={'on' if amp_enabled(device) else 'off'} | "
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"python {platform.python_version()} | threads={torch.get_num_threads()}"
+    )

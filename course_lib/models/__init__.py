@@ -1,0 +1,91 @@
+"""Model registry: every segmentation model of the course is built by name.
+
+Each family module registers its classes with :func:`register_model`; importing this
+package imports every family so that :func:`list_models` sees them all. The registry also
+keeps what the shared test matrix (``tests/test_model_matrix.py``) needs to know about a
+model: its survey family, year, whether it takes 2D or 3D input, which input sizes it
+accepts, and a tiny configuration for fast tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model class."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str  # the survey section, e.g. "baseline", "fcn", "encoder-decoder"
+    paper: str  # short citation, e.g. "Long et al., CVPR 2015"
+    year: int
+    spatial_dims: int = 2  # 3 for volumetric models (input [N, C, D, H, W])
+    size_multiple: int = 1  # input sides must be a multiple of this (else ValueError)
+    test_kwargs: dict[str, Any] = field(default_factory=dict)  # tiny config for tests
+    output: str = "logits"  # "logits" → tensor [N, K, H, W]; "dict" → {"out": ..., ...}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+# Family modules imported by list_models()/build_model(); each later issue appends its own.
+FAMILY_MODULES: tuple[str, ...] = ("baseline",)
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    paper: str,
+    year: int,
+    spatial_dims: int = 2,
+    size_multiple: int = 1,
+    test_kwargs: dict[str, Any] | None = None,
+    output: str = "logits",
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator adding a model to the registry under ``name``."""
+
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name].builder is not cls:
+            raise ValueError(f"model name {name!r} is already registered")
+        _REGISTRY[name] = ModelSpec(
+            name=name, builder=cls, family=family, paper=paper, year=year,
+            spatial_dims=spatial_dims, size_multiple=size_multiple,
+            test_kwargs=dict(test_kwargs or {}), output=output,
+        )
+        return cls
+
+    return decorate
+
+
+def _import_families() -> None:
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Names of all registered models (optionally of one survey family), sorted."""
+    _import_families()
+    return sorted(n for n, s in _REGISTRY.items() if family is None or s.family == family)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry of ``name``; an unknown name lists the known ones."""
+    _import_families()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build_model(name: str, **cfg: Any) -> nn.Module:
+    """Build a registered model: ``build_model("tiny_segnet", in_channels=3, num_classes=5)``."""
+    return get_spec(name).builder(**cfg)
+
+
+__all__ = ["ModelSpec", "register_model", "build_model", "list_models", "get_spec"]

@@ -1,0 +1,312 @@
+"""Segmentation losses: cross-entropy, soft Dice, focal — and how to pick one by name.
+
+All losses take raw **logits** ``[N, K, H, W]`` (or ``[N, K, D, H, W]`` for volumes) and an
+int64 **target** ``[N, H, W]`` (``[N, D, H, W]``) of class indices; target pixels equal to
+``ignore_index`` (255) take no part: they add nothing to the loss and get zero gradient.
+
+* Cross-entropy (the default of every survey model): per-pixel ``-log p_target``, averaged.
+* Soft Dice (Milletari et al., V-Net 2016): ``1 - mean_c (2 sum p g + s) / (sum p + sum g + s)``
+  on softmax probabilities, pooled over the batch; insensitive to how many background pixels
+  there are, which is why medical segmentation likes it. V-Net's own denominator is
+  ``sum p^2 + sum g^2`` (``square_denominator=True``).
+* Focal (Lin et al., RetinaNet 2017): ``-alpha_t (1 - p_t)^gamma log p_t``; the factor
+  ``(1 - p_t)^gamma`` silences pixels that are already right, so the rare hard ones dominate.
+  ``gamma = 0`` (and no alpha) gives back cross-entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from course_lib.config import IGNORE_INDEX
+
+__all__ = [
+    "CEDiceLoss",
+    "CrossEntropyLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "LOSSES",
+    "build_loss",
+    "cross_entropy",
+]
+
+
+def _check(logits: Tensor, target: Tensor, ignore_index: int | None) -> tuple[int, bool]:
+    """Validate a (logits, target) pair; return (K, any pixel not ignored)."""
+    if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
+        raise ValueError(
+            f"logits and target must be tensors, got {type(logits).__name__} and "
+            f"{type(target).__name__}"
+        )
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be a float tensor, got dtype {logits.dtype}")
+    if logits.dim() not in (4, 5):
+        raise ValueError(
+            f"logits must be [N, K, H, W] or [N, K, D, H, W], got shape {tuple(logits.shape)}"
+        )
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise ValueError(
+            f"target must be int64 class indices, got dtype {target.dtype} "
+            "(for one-hot or soft targets, take .argmax(1) first)"
+        )
+    expected = logits.shape[:1] + logits.shape[2:]
+    if target.shape != expected:
+        raise ValueError(
+            f"target shape {tuple(target.shape)} does not match logits shape "
+            f"{tuple(logits.shape)}: expected target {tuple(expected)}"
+        )
+    k = logits.shape[1]
+    valid = target != ignore_index if ignore_index is not None else torch.ones_like(target).bool()
+    bad = ((target < 0) | (target >= k)) & valid
+    any_bad, any_valid = torch.stack([bad.any(), valid.any()]).tolist()  # one sync
+    if any_bad:
+        found = torch.unique(target[bad])[:10].tolist()
+        raise ValueError(
+            f"target holds class index(es) {found} outside [0, {k}) (logits have K={k} "
+            f"channels) that are not ignore_index={ignore_index}"
+        )
+    return k, bool(any_valid)
+
+
+def _zero(logits: Tensor) -> Tensor:
+    """A zero loss that is still connected to the graph (all pixels ignored)."""
+    return logits.sum() * 0.0
+
+
+def cross_entropy(
+    logits: Tensor | Mapping[str, Tensor],
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    aux_weight: float = 0.4,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Pixel-wise cross-entropy with checked inputs (a thin wrapper of ``F.cross_entropy``).
+
+    Args:
+        logits: ``[N, K, ...]``, or a model's dict output ``{"out": ..., "aux": ...}``; then
+            the loss is ``CE(out) + aux_weight * CE(aux)`` (torchvision uses 0.5, PSPNet 0.4).
+        target: int64 ``[N, ...]``.
+        weight: optional per-class weights ``[K]`` (mean is then weighted, as in PyTorch).
+        ignore_index: target label that contributes nothing.
+        aux_weight: weight of the auxiliary head's loss.
+        label_smoothing: passed to ``F.cross_entropy``.
+
+    Returns 0 (with a graph) when every pixel is ignored, where PyTorch would return NaN.
+    """
+    if isinstance(logits, Mapping):
+        if "out" not in logits:
+            raise ValueError(f"dict logits need an 'out' entry, got keys {sorted(logits)}")
+        loss = cross_entropy(logits["out"], target, weight, ignore_index, 0.0, label_smoothing)
+        if logits.get("aux") is not None and aux_weight:
+            loss = loss + aux_weight * cross_entropy(
+                logits["aux"], target, weight, ignore_index, 0.0, label_smoothing
+            )
+        return loss
+    k, any_valid = _check(logits, target, ignore_index)
+    if weight is not None and (weight.dim() != 1 or weight.numel() != k):
+        raise ValueError(f"weight must have shape [{k}] (one per class), got {tuple(weight.shape)}")
+    if not any_valid:
+        return _zero(logits)
+    if weight is not None:
+        weight = weight.to(device=logits.device, dtype=logits.dtype)
+    return F.cross_entropy(
+        logits, target, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
+
+
+class CrossEntropyLoss(nn.Module):
+    """Module form of :func:`cross_entropy` (what ``build_loss("ce")`` returns)."""
+
+    def __init__(
+        self,
+        weight: Sequence[float] | Tensor | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        aux_weight: float = 0.4,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.register_buffer(
+            "weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+        )
+        self.ignore_index = ignore_index
+        self.aux_weight = aux_weight
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: Tensor | Mapping[str, Tensor], target: Tensor) -> Tensor:
+        return cross_entropy(
+            logits, target, self.weight, self.ignore_index, self.aux_weight, self.label_smoothing
+        )
+
+
+def _valid_one_hot(target: Tensor, k: int, ignore_index: int | None, dtype: torch.dtype):
+    """(one-hot [N, K, ...] with zeros at ignored pixels, valid mask [N, 1, ...] as dtype)."""
+    valid = target != ignore_index if ignore_index is not None else torch.ones_like(target).bool()
+    safe = target.masked_fill(~valid, 0)
+    one_hot = F.one_hot(safe, k).movedim(-1, 1).to(dtype)
+    mask = valid.unsqueeze(1).to(dtype)
+    return one_hot * mask, mask
+
+
+class DiceLoss(nn.Module):
+    """Multi-class soft Dice loss on softmax probabilities (Milletari et al., 2016).
+
+    Per class c, with probabilities p and one-hot target g summed over the batch and all
+    pixels that are not ignored::
+
+        dice_c = (2 * sum(p * g) + smooth) / (sum(p) + sum(g) + smooth)
+        loss   = 1 - mean_c dice_c
+
+    ``square_denominator=True`` uses V-Net's ``sum(p^2) + sum(g^2)``. ``smooth`` keeps classes
+    absent from the batch defined (their dice tends to 1 as their probabilities go to 0).
+    Ignored pixels are removed from numerator and denominator, so their gradient is zero.
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        smooth: float = 1.0,
+        square_denominator: bool = False,
+    ) -> None:
+        super().__init__()
+        if smooth < 0:
+            raise ValueError(f"smooth must be >= 0, got {smooth}")
+        self.ignore_index = ignore_index
+        self.smooth = float(smooth)
+        self.square_denominator = square_denominator
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        k, _ = _check(logits, target, self.ignore_index)
+        one_hot, mask = _valid_one_hot(target, k, self.ignore_index, logits.dtype)
+        probs = logits.softmax(dim=1) * mask  # ignored pixels: zero, and zero gradient
+        dims = (0, *range(2, logits.dim()))
+        intersection = (probs * one_hot).sum(dims)
+        if self.square_denominator:
+            denominator = (probs * probs).sum(dims) + (one_hot * one_hot).sum(dims)
+        else:
+            denominator = probs.sum(dims) + one_hot.sum(dims)
+        dice = (2 * intersection + self.smooth) / (denominator + self.smooth).clamp_min(1e-12)
+        return 1 - dice.mean()
+
+    def extra_repr(self) -> str:
+        return (
+            f"ignore_index={self.ignore_index}, smooth={self.smooth}, "
+            f"square_denominator={self.square_denominator}"
+        )
+
+
+class FocalLoss(nn.Module):
+    """Multi-class focal loss (Lin et al., 2017): ``-alpha_t (1 - p_t)^gamma log p_t``.
+
+    Args:
+        gamma: focusing parameter (>= 0); 0 gives cross-entropy.
+        alpha: ``None`` (no weighting), a float (the same factor for every class; the paper's
+            0.25 is a binary foreground weight), or ``K`` per-class weights.
+        ignore_index: target label that contributes nothing.
+        reduction: ``"mean"`` (over non-ignored pixels; plain mean even with alpha),
+            ``"sum"`` or ``"none"`` (per-pixel map ``[N, ...]``, 0 at ignored pixels).
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: float | Sequence[float] | Tensor | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        if gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.gamma = float(gamma)
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        alpha_t = None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
+        if alpha_t is not None and alpha_t.dim() > 1:
+            raise ValueError(f"alpha must be a float or a 1-D sequence, got {tuple(alpha_t.shape)}")
+        self.register_buffer("alpha", alpha_t)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        k, any_valid = _check(logits, target, self.ignore_index)
+        valid = (
+            target != self.ignore_index
+            if self.ignore_index is not None
+            else torch.ones_like(target).bool()
+        )
+        safe = target.masked_fill(~valid, 0)
+        log_pt = logits.log_softmax(dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+        loss = -log_pt
+        if self.gamma != 0:
+            pt = log_pt.exp()
+            loss = loss * (1 - pt).clamp_min(0).pow(self.gamma)
+        if self.alpha is not None:
+            alpha = self.alpha.to(device=logits.device, dtype=logits.dtype)
+            if alpha.dim() == 1:
+                if alpha.numel() != k:
+                    raise ValueError(f"alpha has {alpha.numel()} weights but logits have K={k}")
+                alpha = alpha[safe]
+            loss = loss * alpha
+        loss = torch.where(valid, loss, torch.zeros_like(loss))
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        if not any_valid:
+            return _zero(logits)
+        return loss.sum() / valid.sum()
+
+    def extra_repr(self) -> str:
+        alpha = None if self.alpha is None else self.alpha.tolist()
+        return f"gamma={self.gamma}, alpha={alpha}, ignore_index={self.ignore_index}"
+
+
+class CEDiceLoss(nn.Module):
+    """``ce_weight * CE + dice_weight * Dice``: region overlap plus per-pixel calibration."""
+
+    def __init__(
+        self,
+        weight: Sequence[float] | Tensor | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        smooth: float = 1.0,
+        square_denominator: bool = False,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.ce = CrossEntropyLoss(weight=weight, ignore_index=ignore_index, aux_weight=0.0)
+        self.dice = DiceLoss(ignore_index, smooth, square_denominator)
+        self.ce_weight = ce_weight
+        self.dice_weight = dice_weight
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return self.ce_weight * self.ce(logits, target) + self.dice_weight * self.dice(
+            logits, target
+        )
+
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {
+    "ce": CrossEntropyLoss,
+    "dice": DiceLoss,
+    "focal": FocalLoss,
+    "ce+dice": CEDiceLoss,
+}
+
+
+def build_loss(name: str, **kwargs: object) -> nn.Module:
+    """A loss module by name: ``"ce"``, ``"dice"``, ``"focal"`` or ``"ce+dice"``.
+
+    Keyword arguments go to the class (:class:`CrossEntropyLoss`, :class:`DiceLoss`,
+    :class:`FocalLoss`, :class:`CEDiceLoss`), e.g. ``build_loss("focal", gamma=1.0)``.
+    """
+    key = name.lower().replace(" ", "") if isinstance(name, str) else name
+    if key not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names are: {', '.join(LOSSES)}")
+    try:
+        return LOSSES[key](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad arguments for loss {name!r}: {err}") from err

@@ -1,0 +1,151 @@
+"""Tests for course_lib.losses: gradients, special cases, ignore handling, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import losses as L
+
+
+def _batch(shape: tuple[int, ...] = (2, 3, 4, 5), seed: int = 0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(*shape, generator=g, dtype=dtype)
+    target = torch.randint(0, shape[1], shape[:1] + shape[2:], generator=g)
+    target[torch.rand(target.shape, generator=g) < 0.2] = 255
+    return logits, target
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        L.DiceLoss(),
+        L.DiceLoss(square_denominator=True, smooth=0.5),
+        L.FocalLoss(gamma=2.0),
+        L.FocalLoss(gamma=1.5, alpha=[0.2, 0.3, 0.5]),
+    ],
+    ids=["dice", "dice-vnet", "focal", "focal-alpha"],
+)
+def test_gradcheck(loss: torch.nn.Module) -> None:
+    logits, target = _batch((2, 3, 3, 3), dtype=torch.float64)
+    logits.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: loss(x, target), (logits,))
+
+
+def test_focal_gamma0_is_cross_entropy() -> None:
+    logits, target = _batch()
+    ce = F.cross_entropy(logits, target, ignore_index=255)
+    assert torch.allclose(L.FocalLoss(gamma=0.0)(logits, target), ce, atol=1e-6)
+    assert torch.allclose(L.cross_entropy(logits, target), ce)
+    assert torch.allclose(L.build_loss("ce")(logits, target), ce)
+
+
+def test_focal_downweights_easy_pixels() -> None:
+    logits, target = _batch()
+    assert L.FocalLoss(gamma=2.0)(logits, target) < L.FocalLoss(gamma=0.0)(logits, target)
+    # reduction="none" gives a map with zeros on ignored pixels
+    per_pixel = L.FocalLoss(reduction="none")(logits, target)
+    assert per_pixel.shape == target.shape and (per_pixel[target == 255] == 0).all()
+
+
+def test_dice_perfect_prediction_is_zero() -> None:
+    _, target = _batch()
+    logits = 30.0 * F.one_hot(target.clamp(max=2), 3).movedim(-1, 1).float()
+    for loss in (L.DiceLoss(), L.DiceLoss(square_denominator=True), L.DiceLoss(smooth=0.0)):
+        assert loss(logits, target).item() == pytest.approx(0.0, abs=1e-5)
+    # and a uniform prediction is clearly worse
+    assert L.DiceLoss()(torch.zeros_like(logits), target) > 0.3
+
+
+def test_dice_hand_value() -> None:
+    # One image, two classes, two pixels, target [0, 1]; logits 0 -> p = 1/2 everywhere.
+    # Per class: intersection 1/2, sum p = 1, sum g = 1 -> dice = (1 + s) / (2 + s).
+    logits = torch.zeros(1, 2, 1, 2)
+    target = torch.tensor([[[0, 1]]])
+    assert L.DiceLoss(smooth=0.0)(logits, target).item() == pytest.approx(0.5)
+    assert L.DiceLoss(smooth=1.0)(logits, target).item() == pytest.approx(1 - 2 / 3)
+    # V-Net denominator: sum p^2 = 1/2, sum g^2 = 1 -> dice = 1 / 1.5
+    assert L.DiceLoss(smooth=0.0, square_denominator=True)(logits, target).item() == (
+        pytest.approx(1 - 2 / 3)
+    )
+
+
+@pytest.mark.parametrize("name", ["ce", "dice", "focal", "ce+dice"])
+def test_ignored_pixels_get_zero_gradient(name: str) -> None:
+    logits, target = _batch()
+    logits.requires_grad_(True)
+    L.build_loss(name)(logits, target).backward()
+    grad = logits.grad.movedim(1, -1)  # [N, H, W, K]
+    assert (grad[target == 255] == 0).all()
+    assert grad[target != 255].abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["ce", "dice", "focal", "ce+dice"])
+def test_volumes_and_all_ignored(name: str) -> None:
+    loss = L.build_loss(name)
+    logits, target = _batch((2, 3, 2, 4, 4))  # [N, K, D, H, W]
+    value = loss(logits, target)
+    assert value.dim() == 0 and torch.isfinite(value)
+    logits.requires_grad_(True)
+    out = loss(logits, torch.full_like(target, 255))
+    assert torch.isfinite(out) and out.item() == pytest.approx(0.0)
+    out.backward()  # still part of the graph
+
+
+def test_cross_entropy_weight_and_aux() -> None:
+    logits, target = _batch()
+    w = torch.tensor([1.0, 2.0, 0.5])
+    assert torch.allclose(
+        L.cross_entropy(logits, target, weight=w),
+        F.cross_entropy(logits, target, weight=w, ignore_index=255),
+    )
+    aux = logits.flip(1)
+    both = L.cross_entropy({"out": logits, "aux": aux}, target, aux_weight=0.5)
+    expected = F.cross_entropy(logits, target, ignore_index=255) + 0.5 * F.cross_entropy(
+        aux, target, ignore_index=255
+    )
+    assert torch.allclose(both, expected)
+
+
+def test_build_loss() -> None:
+    assert isinstance(L.build_loss("focal", gamma=1.0), L.FocalLoss)
+    assert L.build_loss("focal", gamma=1.0).gamma == 1.0
+    assert isinstance(L.build_loss("CE+Dice", dice_weight=0.5), L.CEDiceLoss)
+    logits, target = _batch()
+    combo = L.build_loss("ce+dice")(logits, target)
+    assert torch.allclose(combo, L.cross_entropy(logits, target) + L.DiceLoss()(logits, target))
+    with pytest.raises(ValueError, match="unknown loss 'hinge'.*ce, dice, focal, ce\\+dice"):
+        L.build_loss("hinge")
+    with pytest.raises(ValueError, match="bad arguments"):
+        L.build_loss("dice", gamma=2.0)
+
+
+@pytest.mark.parametrize("name", ["ce", "dice", "focal"])
+def test_errors(name: str) -> None:
+    loss = L.build_loss(name)
+    logits, target = _batch()
+    with pytest.raises(ValueError, match="does not match"):
+        loss(logits, target[:, :3])
+    with pytest.raises(ValueError, match="int64 class indices.*float32"):
+        loss(logits, target.float())
+    bad = target.clone()
+    bad[0, 0, 0] = 3
+    with pytest.raises(ValueError, match=r"\[3\] outside \[0, 3\)"):
+        loss(logits, bad)
+    bad[0, 0, 0] = -1
+    with pytest.raises(ValueError, match=r"\[-1\]"):
+        loss(logits, bad)
+    with pytest.raises(ValueError, match="logits must be"):
+        loss(logits[0], target[0])
+
+
+def test_constructor_errors() -> None:
+    with pytest.raises(ValueError, match="gamma"):
+        L.FocalLoss(gamma=-1.0)
+    with pytest.raises(ValueError, match="alpha has 2 weights"):
+        L.FocalLoss(alpha=[0.5, 0.5])(*_batch())
+    with pytest.raises(ValueError, match="smooth"):
+        L.DiceLoss(smooth=-1.0)
+    with pytest.raises(ValueError, match=r"weight must have shape \[3\]"):
+        L.cross_entropy(*_batch(), weight=torch.ones(4))

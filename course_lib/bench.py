@@ -1,0 +1,293 @@
+"""Measure models instead of guessing: parameters, FLOPs, latency, memory, step time.
+
+Every speed or size claim of the course comes from these functions (or from the CLI)::
+
+    python -m course_lib.bench model baseline --size 128 --batch 2
+    python -m course_lib.bench --all            # every registered model, small size
+    python -m course_lib.bench data             # synthetic-data generation speed
+    python -m course_lib.bench metrics          # our metrics vs torchmetrics
+
+Timings report the *median* of repeated runs after a warm-up (the first calls pay for
+memory allocation and kernel selection); on CUDA the clock is read only after
+``torch.cuda.synchronize()``, because kernels run asynchronously.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import config
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (only those with ``requires_grad`` if ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def count_flops(model: nn.Module, input: torch.Tensor) -> int:
+    """Floating-point operations of one forward pass on ``input`` (eval mode, no grad).
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which counts a
+    multiply-add as 2 FLOPs and covers matrix products and convolutions (the bulk of the
+    cost); element-wise operations (ReLU, BatchNorm, interpolation) are not counted.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(input)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _time_calls(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> dict:
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats=}, {warmup=}")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {
+        "median_ms": statistics.median(times),
+        "mean_ms": statistics.fmean(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "repeats": repeats,
+        "device": device.type,
+    }
+
+
+def measure_latency(
+    model: nn.Module, input: torch.Tensor, warmup: int = 3, repeats: int | None = None
+) -> dict[str, Any]:
+    """Inference time of ``model(input)`` in eval mode without gradients.
+
+    Runs ``warmup`` untimed calls, then ``repeats`` timed ones (default: the profile's
+    ``bench_repeats``). Returns ``median_ms`` (the number to quote), ``mean_ms``,
+    ``min_ms``, ``max_ms``, ``repeats``, ``device``. The input and model must already be
+    on the same device.
+    """
+    repeats = config.get_profile().bench_repeats if repeats is None else repeats
+    device = input.device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return _time_calls(lambda: model(input), device, warmup, repeats)
+    finally:
+        model.train(was_training)
+
+
+def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None) -> int:
+    """Peak memory in bytes while ``fn()`` runs.
+
+    * CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak — memory held by
+      tensors during ``fn`` (what the model needs), not the caching allocator's reserve.
+    * CPU (and MPS): the *process's* peak resident set size (``resource.getrusage``
+      ``ru_maxrss``) after ``fn``. It is a high-water mark of the whole process that never
+      goes down, so it includes the Python interpreter and PyTorch (hundreds of MB) and
+      anything that peaked earlier: compare values measured in fresh processes, or read
+      differences with care.
+    """
+    device = config.get_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device))
+    fn()
+    try:
+        import resource
+    except ImportError:  # Windows: the peak working set, if psutil is installed
+        import psutil
+
+        return int(psutil.Process().memory_info().peak_wset)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(maxrss if sys.platform == "darwin" else maxrss * 1024)  # macOS: bytes, Linux: KiB
+
+
+def train_step_time(
+    model: nn.Module,
+    input: torch.Tensor,
+    target: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    warmup: int = 2,
+    repeats: int | None = None,
+) -> dict[str, Any]:
+    """Time of one training step (forward, loss, backward, SGD update), as in ``fit``.
+
+    Uses mixed precision on CUDA like :func:`course_lib.train.fit`. The model's weights are
+    changed by the steps (it is trained a little): pass a copy if that matters. Returns the
+    same keys as :func:`measure_latency`.
+    """
+    from .train import _compute_loss, _default_loss
+
+    repeats = config.get_profile().bench_repeats if repeats is None else repeats
+    device = input.device
+    loss_fn = _default_loss() if loss_fn is None else loss_fn
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    scaler = config.grad_scaler(device)
+    was_training = model.training
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with config.autocast(device):
+            out = model(input)
+        loss = _compute_loss(out, target, loss_fn, 0.4)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    try:
+        return _time_calls(step, device, warmup, repeats)
+    finally:
+        model.train(was_training)
+
+
+def _example_input(spatial_dims: int, batch: int, channels: int, size: int, multiple: int,
+                   device: torch.device) -> torch.Tensor:
+    size = max(multiple, (size + multiple - 1) // multiple * multiple)
+    shape = (batch, channels) + (size,) * spatial_dims
+    return torch.rand(shape, device=device)
+
+
+def benchmark_model(
+    name: str, size: int = 128, batch: int = 2, num_classes: int = 12,
+    device: torch.device | str | None = None, repeats: int | None = None, **cfg: Any,
+) -> dict[str, Any]:
+    """All measurements of one registered model on random input of side ``size``."""
+    from .models import build_model, get_spec
+
+    spec = get_spec(name)
+    device = config.get_device() if device is None else torch.device(device)
+    model = build_model(name, num_classes=num_classes, **cfg).to(device)
+    x = _example_input(spec.spatial_dims, batch, 3, size, spec.size_multiple, device)
+    target = torch.randint(0, num_classes, (x.shape[0], *x.shape[2:]), device=device)
+    latency = measure_latency(model, x, repeats=repeats)
+    step = train_step_time(model, x, target, repeats=repeats)
+    return {
+        "model": name,
+        "input": tuple(x.shape),
+        "params": count_parameters(model),
+        "gflops": count_flops(model, x) / 1e9,
+        "latency_ms": latency["median_ms"],
+        "train_step_ms": step["median_ms"],
+        "device": device.type,
+    }
+
+
+_HEADER = (f"{'model':<24}{'input':>22}{'params':>12}{'GFLOPs':>10}"
+           f"{'latency ms':>12}{'step ms':>10}")
+
+
+def _print_row(r: dict[str, Any]) -> None:
+    print(f"{r['model']:<24}{str(r['input']):>22}{r['params']:>12,}{r['gflops']:>10.3f}"
+          f"{r['latency_ms']:>12.2f}{r['train_step_ms']:>10.2f}", flush=True)
+
+
+def _print_header() -> None:
+    print(_HEADER)
+    print("-" * len(_HEADER), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m course_lib.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--all", action="store_true",
+                        help="benchmark every registered model at a small size")
+    parser.add_argument("--profile", default=None, help="course profile (quick/standard/full)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best)")
+    sub = parser.add_subparsers(dest="command")
+    p_model = sub.add_parser("model", help="params, FLOPs, latency and step time of one model")
+    p_model.add_argument("name", nargs="?", help="registered model name (see --all)")
+    p_model.add_argument("--size", type=int, default=None,
+                         help="input side in pixels (default 128; 64 with --all)")
+    p_model.add_argument("--batch", type=int, default=2)
+    p_model.add_argument("--classes", type=int, default=12)
+    p_model.add_argument("--repeats", type=int, default=None)
+    p_model.add_argument("--all", action="store_true", dest="all_models")
+    sub.add_parser("data", help="synthetic data generation speed")
+    sub.add_parser("metrics", help="course_lib.metrics vs torchmetrics")
+    args = parser.parse_args(argv)
+
+    if args.profile:
+        config.set_profile(args.profile)
+    device = config.get_device(args.device)
+    print(config.banner())
+    if args.all or (args.command == "model" and args.all_models):
+        from .models import list_models
+
+        size = getattr(args, "size", None) or 64
+        batch = getattr(args, "batch", None) or 2
+        _print_header()
+        failed = []
+        for name in list_models():  # one row as soon as it is measured
+            try:
+                _print_row(benchmark_model(name, size=size, batch=batch, device=device,
+                                           repeats=3))
+            except Exception as err:  # report and go on: one broken model must not hide the rest
+                failed.append(name)
+                print(f"{name:<24}FAILED: {type(err).__name__}: {err}", flush=True)
+        if failed:
+            print(f"{len(failed)} model(s) failed: {', '.join(failed)}")
+        return 1 if failed else 0
+    if args.command == "model":
+        if not args.name:
+            parser.error("model: give a model name or --all")
+        row = benchmark_model(args.name, size=args.size or 128, batch=args.batch,
+                              num_classes=args.classes, device=device, repeats=args.repeats)
+        _print_header()
+        _print_row(row)
+        return 0
+    if args.command == "data":
+        from .data.synthetic import generation_speed
+
+        speed = generation_speed()
+        print(f"shapes-world generation: {speed:,.0f} images/s on one core (128 px)")
+        return 0
+    if args.command == "metrics":
+        from .metrics import benchmark_vs_torchmetrics
+
+        result = benchmark_vs_torchmetrics(device=device)
+        for key, value in result.items():
+            print(f"{key:<32}{value:.4g}" if isinstance(value, float) else f"{key:<32}{value}")
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

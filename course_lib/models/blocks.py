@@ -1,0 +1,135 @@
+"""Building blocks shared by every model family of the course.
+
+Almost every segmentation network in the survey is made of the same few pieces: a
+convolution followed by a normalisation and a ReLU, two of those in a row (U-Net's
+"double conv"), the cheap depthwise-separable variant (MobileNet, DeepLab v3+), and a
+resize of a feature map to the size of another one before adding or concatenating them.
+They live here once so that a student who has read one model can read them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("bn", "gn", None)
+
+
+def make_norm(norm: str | None, channels: int, spatial_dims: int = 2) -> nn.Module:
+    """A normalisation layer by name: ``"bn"`` BatchNorm, ``"gn"`` GroupNorm, ``None`` identity.
+
+    GroupNorm uses up to 8 groups (fewer when ``channels`` is small or not divisible), as in
+    the 3D U-Net reference; it does not depend on the batch size, so it works with batch 1.
+    """
+    if norm == "bn":
+        return nn.BatchNorm3d(channels) if spatial_dims == 3 else nn.BatchNorm2d(channels)
+    if norm == "gn":
+        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    if norm is None:
+        return nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}; valid norms are: 'bn', 'gn', None")
+
+
+class ConvBNReLU(nn.Sequential):
+    """Convolution → normalisation → ReLU, with "same" padding (``dilation * (k - 1) / 2``).
+
+    The convolution has no bias when a normalisation follows (the norm's shift replaces it).
+    With ``stride=2`` the output is half the input size (rounded up).
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        norm: str | None = "bn",
+        activation: bool = True,
+    ) -> None:
+        if in_ch < 1 or out_ch < 1:
+            raise ValueError(f"channel counts must be >= 1, got in_ch={in_ch}, out_ch={out_ch}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; valid norms are: 'bn', 'gn', None")
+        padding = dilation * (kernel_size - 1) // 2
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding,
+                      dilation=dilation, groups=groups, bias=norm is None),
+            make_norm(norm, out_ch),
+            nn.ReLU(inplace=True) if activation else nn.Identity(),
+        )
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3 ConvBNReLU in a row (U-Net's basic unit; the paper used no padding, we pad 1)."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, mid_ch: int | None = None, norm: str | None = "bn"
+    ) -> None:
+        mid_ch = out_ch if mid_ch is None else mid_ch
+        super().__init__(
+            ConvBNReLU(in_ch, mid_ch, norm=norm),
+            ConvBNReLU(mid_ch, out_ch, norm=norm),
+        )
+
+
+class DepthwiseSeparableConv(nn.Sequential):
+    """Depthwise k x k convolution (one filter per channel) then pointwise 1x1 (MobileNet).
+
+    Costs about ``1/out_ch + 1/k²`` of a full convolution's multiply-adds. Both convolutions
+    are followed by normalisation and ReLU, as in DeepLab v3+'s separable convolutions.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        norm: str | None = "bn",
+    ) -> None:
+        super().__init__(
+            ConvBNReLU(in_ch, in_ch, kernel_size, stride=stride, dilation=dilation,
+                       groups=in_ch, norm=norm),
+            ConvBNReLU(in_ch, out_ch, kernel_size=1, norm=norm),
+        )
+
+
+def resize_to(
+    x: torch.Tensor, ref_or_size: torch.Tensor | Sequence[int], mode: str = "bilinear"
+) -> torch.Tensor:
+    """Resize ``x`` [N, C, *spatial] to the spatial size of ``ref_or_size`` (a tensor or a size).
+
+    A no-op when the size already matches. ``mode="bilinear"`` becomes trilinear for 3D input;
+    ``align_corners=False`` everywhere (torchvision's convention).
+    """
+    if isinstance(ref_or_size, torch.Tensor):
+        size = tuple(ref_or_size.shape[2:])
+    else:
+        size = tuple(int(s) for s in ref_or_size)
+    if len(size) != x.dim() - 2:
+        raise ValueError(
+            f"resize_to: target size {size} has {len(size)} dims but x has shape {tuple(x.shape)}"
+        )
+    if tuple(x.shape[2:]) == size:
+        return x
+    if mode == "bilinear" and x.dim() == 5:
+        mode = "trilinear"
+    align = False if mode in ("bilinear", "trilinear", "bicubic") else None
+    return F.interpolate(x, size=size, mode=mode, align_corners=align)
+
+
+__all__ = [
+    "NORMS",
+    "make_norm",
+    "ConvBNReLU",
+    "DoubleConv",
+    "DepthwiseSeparableConv",
+    "resize_to",
+]

@@ -1,0 +1,113 @@
+"""course_lib.bench: parameter and FLOP counts against hand counts; timers; the CLI."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import bench, config
+
+
+def test_count_parameters_by_hand() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))  # (3*4 + 4) + (4*2 + 2)
+    assert bench.count_parameters(model) == 26
+    model[0].requires_grad_(False)
+    assert bench.count_parameters(model) == 26
+    assert bench.count_parameters(model, trainable_only=True) == 10
+
+
+def test_count_flops_by_hand() -> None:
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    # 2 FLOPs per multiply-add: 2 * out_ch * in_ch * k * k * H * W
+    assert bench.count_flops(conv, torch.rand(1, 3, 16, 16)) == 2 * 8 * 3 * 9 * 16 * 16
+    lin = nn.Linear(10, 5).train()
+    assert bench.count_flops(lin, torch.rand(4, 10)) == 2 * 4 * 10 * 5
+    assert lin.training  # mode restored
+
+
+def test_measure_latency_and_step_time() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)).train()
+    x = torch.rand(2, 3, 16, 16)
+    lat = bench.measure_latency(model, x, warmup=1)
+    assert lat["repeats"] == config.get_profile().bench_repeats
+    assert 0 < lat["min_ms"] <= lat["median_ms"] <= lat["max_ms"] and lat["device"] == "cpu"
+    assert model.training
+    before = model[0].weight.detach().clone()
+    step = bench.train_step_time(model, x, torch.randint(0, 4, (2, 16, 16)), repeats=2)
+    assert step["repeats"] == 2 and step["median_ms"] > 0
+    assert not torch.equal(before, model[0].weight)  # it really stepped
+    with pytest.raises(ValueError, match="repeats"):
+        bench.measure_latency(model, x, repeats=0)
+
+
+def test_peak_memory_cpu_sees_a_large_allocation() -> None:
+    size = 96 * 2**20
+    peak = bench.peak_memory(lambda: torch.ones(size // 4), device="cpu")  # 96 MiB touched
+    assert isinstance(peak, int) and peak >= size
+    assert bench.peak_memory(lambda: None, device="cpu") >= peak  # a high-water mark
+
+
+def test_cli_model_prints_params_flops_latency_step(capsys: pytest.CaptureFixture) -> None:
+    assert bench.main(["model", "baseline", "--size", "32", "--batch", "2",
+                       "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "profile=" in out  # the banner
+    for column in ("params", "GFLOPs", "latency ms", "step ms"):
+        assert column in out
+    from course_lib.models import build_model
+    assert f"{bench.count_parameters(build_model('baseline')):,}" in out
+    assert "(2, 3, 32, 32)" in out
+
+
+def test_cli_all_runs_every_registered_model(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import course_lib.models as models
+
+    calls = []
+    monkeypatch.setattr(models, "list_models", lambda: ["baseline", "baseline"])
+    real = bench.benchmark_model
+
+    def spy(name: str, **kw: object) -> dict:
+        calls.append((name, kw["size"]))
+        return real(name, **{**kw, "size": 16})
+
+    monkeypatch.setattr(bench, "benchmark_model", spy)
+    assert bench.main(["--all"]) == 0
+    assert calls == [("baseline", 64), ("baseline", 64)]  # every model, small size
+    assert capsys.readouterr().out.count("baseline") == 2
+
+    monkeypatch.setattr(models, "list_models", lambda: ["no_such_model", "baseline"])
+    assert bench.main(["model", "--all", "--size", "16"]) == 1  # a failure is reported...
+    out = capsys.readouterr().out
+    assert "no_such_model" in out and "FAILED" in out
+    assert calls[-1] == ("baseline", 16)  # ...and the other models still run
+
+
+def test_cli_data_and_metrics_delegate(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_synthetic = types.ModuleType("course_lib.data.synthetic")
+    fake_synthetic.generation_speed = lambda: 1234.0
+    monkeypatch.setitem(sys.modules, "course_lib.data.synthetic", fake_synthetic)
+    assert bench.main(["data"]) == 0
+    assert "1,234 images/s" in capsys.readouterr().out
+
+    fake_metrics = types.ModuleType("course_lib.metrics")
+    fake_metrics.benchmark_vs_torchmetrics = lambda device=None: {"speedup": 2.5, "device": "x"}
+    monkeypatch.setitem(sys.modules, "course_lib.metrics", fake_metrics)
+    assert bench.main(["metrics"]) == 0
+    out = capsys.readouterr().out
+    assert "speedup" in out and "2.5" in out
+
+
+def test_cli_errors() -> None:
+    with pytest.raises(KeyError, match="registered models"):
+        bench.main(["model", "no_such_model", "--size", "16"])
+    with pytest.raises(SystemExit):
+        bench.main(["model"])  # no name and no --all
+    assert bench.main([]) == 2  # help

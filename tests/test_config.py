@@ -1,0 +1,115 @@
+"""course_lib.config: profiles, profile selection, device, mixed precision, seeding, banner."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import config
+
+
+@pytest.fixture(autouse=True)
+def _no_chosen_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no set_profile() choice (restored afterwards)."""
+    monkeypatch.setattr(config, "_chosen", None)
+
+
+def test_profiles_grow_from_quick_to_full() -> None:
+    quick, standard, full = (config.PROFILES[n] for n in ("quick", "standard", "full"))
+    assert set(config.PROFILES) == {"quick", "standard", "full"}
+    for name, prof in config.PROFILES.items():
+        assert prof.name == name
+        for f in dataclasses.fields(prof):
+            value = getattr(prof, f.name)
+            if f.name != "name" and f.name != "num_workers":
+                assert value > 0, f"{name}.{f.name} = {value}"
+    for field in ("image_size", "num_train", "num_val", "epochs", "width", "bench_repeats"):
+        assert getattr(quick, field) <= getattr(standard, field) <= getattr(full, field), field
+    assert quick.image_size < full.image_size and quick.num_train < standard.num_train
+
+
+def test_profile_replace_and_frozen() -> None:
+    prof = config.get_profile("quick")
+    short = prof.replace(epochs=1)
+    assert short.epochs == 1 and prof.epochs == config.PROFILES["quick"].epochs
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prof.epochs = 5  # type: ignore[misc]
+
+
+def test_unknown_profile_lists_valid_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="valid profiles are: quick, standard, full"):
+        config.set_profile("huge")
+    with pytest.raises(ValueError, match="'huge'"):
+        config.get_profile("huge")
+    monkeypatch.setenv(config.ENV_VAR, "tiny")
+    with pytest.raises(ValueError, match="unknown profile 'tiny'"):
+        config.get_profile()
+
+
+def test_env_var_then_set_profile_then_using_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config.ENV_VAR, raising=False)
+    assert config.profile_name() == "standard"  # the default
+    monkeypatch.setenv(config.ENV_VAR, "")
+    assert config.profile_name() == "standard"
+    monkeypatch.setenv(config.ENV_VAR, "full")
+    assert config.get_profile().name == "full"  # the environment variable
+    config.set_profile("quick")
+    assert config.profile_name() == "quick"  # set_profile wins over the variable
+    with config.using_profile("standard") as prof:
+        assert prof.name == "standard" and config.get_profile().name == "standard"
+    assert config.profile_name() == "quick"  # restored
+    with pytest.raises(RuntimeError), config.using_profile("full"):
+        raise RuntimeError
+    assert config.profile_name() == "quick"  # restored after an error too
+
+
+def test_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv(config.DATA_DIR_VAR, raising=False)
+    assert config.data_dir().name == "data"
+    monkeypatch.setenv(config.DATA_DIR_VAR, str(tmp_path))
+    assert config.data_dir() == tmp_path
+
+
+def test_get_device() -> None:
+    assert config.get_device("cpu") == torch.device("cpu")
+    device = config.get_device()
+    assert device.type in ("cuda", "mps", "cpu")
+    assert (device.type == "cuda") == torch.cuda.is_available()
+
+
+def test_autocast_and_scaler_are_noops_on_cpu() -> None:
+    assert not config.amp_enabled("cpu") and not config.amp_enabled(torch.device("mps"))
+    assert config.amp_enabled("cuda")
+    a = torch.rand(8, 8)
+    with config.autocast("cpu"):
+        assert (a @ a).dtype == torch.float32
+        assert not torch.is_autocast_enabled()
+    assert not config.grad_scaler("cpu").is_enabled()
+
+
+def test_seed_everything_is_deterministic() -> None:
+    def draw() -> tuple:
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), random.random()
+
+    config.seed_everything(3)
+    first = draw()
+    config.seed_everything(3)
+    assert draw() == first
+    config.seed_everything(4)
+    assert draw() != first
+
+
+def test_banner_content() -> None:
+    import torchvision
+
+    with config.using_profile("quick"):
+        line = config.banner()
+    assert "profile=quick" in line and "image 64px" in line
+    assert f"device={config.get_device().type}" in line
+    assert torch.__version__ in line and torchvision.__version__ in line
+    assert "AMP=" in line and f"threads={torch.get_num_threads()}" in line
+    assert "\n" not in line

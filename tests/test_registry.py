@@ -1,0 +1,72 @@
+"""course_lib.models registry: build by name, list, clear errors, no silent overwrite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import models
+from course_lib.models import build_model, get_spec, list_models, register_model
+from course_lib.models.baseline import BaselineCNN
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Remove whatever a test registers (the model matrix must not see test models)."""
+    before = dict(models._REGISTRY)
+    yield
+    models._REGISTRY.clear()
+    models._REGISTRY.update(before)
+
+
+def test_build_and_list() -> None:
+    assert "baseline" in list_models()
+    assert list_models(family="baseline") == ["baseline"]
+    assert list_models(family="no-such-family") == []
+    assert list_models() == sorted(list_models())
+    model = build_model("baseline", in_channels=1, num_classes=5, width=4)
+    assert isinstance(model, BaselineCNN)
+    assert model.eval()(torch.rand(2, 1, 20, 28)).shape == (2, 5, 20, 28)
+    spec = get_spec("baseline")
+    assert spec.builder is BaselineCNN and spec.family == "baseline" and spec.spatial_dims == 2
+    assert spec.test_kwargs == {"width": 4}
+
+
+def test_every_family_module_is_importable() -> None:
+    import importlib
+
+    for module in models.FAMILY_MODULES:
+        importlib.import_module(f"course_lib.models.{module}")
+
+
+def test_unknown_name_lists_registered_models() -> None:
+    with pytest.raises(KeyError, match="unknown model 'segformer'.*baseline"):
+        build_model("segformer")
+    with pytest.raises(KeyError, match="registered models"):
+        get_spec("nope")
+
+
+def test_duplicate_registration_is_an_error(clean_registry: None) -> None:
+    @register_model("test_dummy", family="test", paper="-", year=2024)
+    class Dummy(nn.Module):
+        pass
+
+    assert "test_dummy" in list_models(family="test")
+    register_model("test_dummy", family="test", paper="-", year=2024)(Dummy)  # same: fine
+    with pytest.raises(ValueError, match="'test_dummy' is already registered"):
+        @register_model("test_dummy", family="test", paper="-", year=2024)
+        class Other(nn.Module):
+            pass
+    assert get_spec("test_dummy").builder is Dummy
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("baseline", family="x", paper="-", year=2024)(Dummy)
+
+
+def test_bad_constructor_arguments() -> None:
+    with pytest.raises(ValueError, match="width"):
+        build_model("baseline", width=0)
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        build_model("baseline")(torch.rand(3, 32, 32))

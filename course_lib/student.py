@@ -1,0 +1,121 @@
+"""Student copies of the notebooks: solutions replaced by stubs, outputs cleared.
+
+Solution code sits between lines ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's
+markers, so nbgrader works on the same notebooks). Each region, markers included, becomes
+one line ``raise NotImplementedError("Exercise: ...")`` at the indentation of the BEGIN line.
+
+    python -m course_lib.student notebooks student     # every notebook → student/
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["BEGIN", "END", "make_student_copy", "make_student_copies", "strip_solutions"]
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+_DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
+
+
+def strip_solutions(source: str, where: str = "cell") -> tuple[str, int]:
+    """Replace every solution region of one cell's source; return (new source, regions)."""
+    lines = source.split("\n")
+    out: list[str] = []
+    regions = 0
+    inside = False
+    begin_line = 0
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise ValueError(f"{where}: line {number}: {BEGIN!r} inside another solution "
+                                 f"region (opened on line {begin_line})")
+            inside, begin_line = True, number
+            indent = line[: len(line) - len(line.lstrip())]
+            function = next((m.group(1) for m in map(_DEF.match, reversed(out)) if m), None)
+            task = f"write the body of {function}()" if function else "write your solution here"
+            out.append(f'{indent}raise NotImplementedError("Exercise: {task}")')
+            regions += 1
+        elif stripped == END:
+            if not inside:
+                raise ValueError(f"{where}: line {number}: {END!r} without a {BEGIN!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: {BEGIN!r} on line {begin_line} is never closed by {END!r}")
+    return "\n".join(out), regions
+
+
+def make_student_copy(src: str | os.PathLike, dst: str | os.PathLike) -> int:
+    """Write the student copy of notebook ``src`` to ``dst``; return the number of exercises.
+
+    Solution regions become ``raise NotImplementedError``; every output, execution count
+    and saved widget state is cleared.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise FileNotFoundError(f"notebook not found: {src}")
+    nb = nbformat.read(src, as_version=4)
+    regions = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            cell.source, count = strip_solutions(cell.source, f"{src.name} cell {index}")
+            regions += count
+            cell.outputs = []
+            cell.execution_count = None
+        elif BEGIN in cell.source:  # nbgrader-style written answers
+            text, count = strip_solutions(cell.source, f"{src.name} cell {index}")
+            cell.source = text.replace(
+                'raise NotImplementedError("Exercise: write your solution here")',
+                "YOUR ANSWER HERE")
+            regions += count
+    nb.metadata.pop("widgets", None)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".ipynb.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            nbformat.write(nb, handle)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return regions
+
+
+def make_student_copies(src_dir: str | os.PathLike, dst_dir: str | os.PathLike
+                        ) -> dict[str, int]:
+    """Student copies of every ``*.ipynb`` in ``src_dir``; returns {name: exercises}."""
+    src_dir, dst_dir = Path(src_dir), Path(dst_dir)
+    if not src_dir.is_dir():
+        raise FileNotFoundError(f"notebook folder not found: {src_dir}")
+    notebooks = sorted(src_dir.glob("*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks (*.ipynb) in {src_dir}")
+    return {nb.name: make_student_copy(nb, dst_dir / nb.name) for nb in notebooks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.student",
+        description="Write student copies (solutions stubbed, outputs cleared).")
+    parser.add_argument("src", help="folder of notebooks (e.g. notebooks)")
+    parser.add_argument("dst", help="output folder (e.g. student)")
+    args = parser.parse_args(argv)
+    counts = make_student_copies(args.src, args.dst)
+    for name, count in counts.items():
+        print(f"{name}: {count} exercise(s) stubbed")
+    print(f"{len(counts)} student notebook(s) written to {args.dst}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Notebook files as committed: clean, runnable by anyone, titled after the survey.
+
+Parametrised over ``notebooks/*.ipynb``; also tests ``python -m course_lib.run_notebook``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+# The Chinese heading of the seed (the survey summary) that each notebook follows.
+SEED_HEADINGS = {
+    "00": "引言", "01": "卷积神经网络", "02": "递归神经网络", "03": "编码器-解码器",
+    "04": "生成对抗网络", "05": "全卷积", "06": "图形模型", "07": "编码器-解码器",
+    "08": "医学", "09": "多尺度", "10": "R-CNN", "11": "空洞卷积", "12": "RNN",
+    "13": "注意力", "14": "生成模型", "15": "活动轮廓", "16": "其他模型", "17": "数据集",
+    "18": "度量", "19": "机遇和挑战",
+}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+PARENTHESISED = re.compile(r"[(（]([^()（）]*)[)）]")
+
+ids = [p.stem for p in NOTEBOOKS]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=ids)
+def nb(request: pytest.FixtureRequest) -> nbformat.NotebookNode:
+    notebook = nbformat.read(request.param, as_version=4)
+    notebook.metadata["_path"] = request.param.name
+    return notebook
+
+
+def test_notebook_is_valid_nbformat(nb: nbformat.NotebookNode) -> None:
+    name = nb.metadata.pop("_path")
+    nbformat.validate(nb)
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", name), f"{name}: use NN_snake_case.ipynb"
+
+
+def test_outputs_are_stripped(nb: nbformat.NotebookNode) -> None:
+    name = nb.metadata["_path"]
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name} cell {i} is committed with outputs"
+            assert cell.execution_count is None, f"{name} cell {i} has an execution count"
+    assert "widgets" not in nb.metadata, f"{name} is committed with saved widget state"
+
+
+def test_kernelspec_is_python3(nb: nbformat.NotebookNode) -> None:
+    kernelspec = nb.metadata.get("kernelspec", {})
+    assert kernelspec.get("name") == "python3", (
+        f"{nb.metadata['_path']}: kernelspec name is {kernelspec.get('name')!r}, not 'python3'")
+
+
+def test_first_code_cell_prints_the_banner(nb: nbformat.NotebookNode) -> None:
+    first = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert re.search(r"print\(\s*banner\(\)\s*\)", first.source), (
+        f"{nb.metadata['_path']}: the first code cell must print config.banner()")
+
+
+def test_title_names_the_seed_heading(nb: nbformat.NotebookNode) -> None:
+    name = nb.metadata["_path"]
+    first = nb.cells[0]
+    assert first.cell_type == "markdown", f"{name}: the first cell must be the markdown title"
+    title = next((line for line in first.source.splitlines() if line.startswith("# ")), None)
+    assert title, f"{name}: the first cell has no '# ' title line"
+    inside = " ".join(PARENTHESISED.findall(title))
+    assert CJK.search(inside), f"{name}: title {title!r} lacks the seed's Chinese heading in ()"
+    expected = SEED_HEADINGS.get(name[:2])
+    if expected is not None:
+        assert expected in inside, f"{name}: title {title!r} should name {expected!r} in ()"
+
+
+# ----------------------------------------------------------------------------------------
+# run_notebook
+# ----------------------------------------------------------------------------------------
+def _write(path: Path, sources: list[str]) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_find_notebooks(tmp_path: Path) -> None:
+    for name in ("00_intro.ipynb", "01_cnn.ipynb", "18_metrics.ipynb"):
+        _write(tmp_path / name, ["1"])
+    assert [p.name for p in run_notebook.find_notebooks("00", tmp_path)] == ["00_intro.ipynb"]
+    assert [p.name for p in run_notebook.find_notebooks("18", tmp_path)] == ["18_metrics.ipynb"]
+    assert len(run_notebook.find_notebooks("all", tmp_path)) == 3
+    assert run_notebook.find_notebooks("01_cnn", tmp_path)[0].name == "01_cnn.ipynb"
+    with pytest.raises(FileNotFoundError, match="no notebook matches '07'"):
+        run_notebook.find_notebooks("07", tmp_path)
+
+
+def test_run_notebook_sets_profile_and_cwd(tmp_path: Path, capsys: pytest.CaptureFixture
+                                           ) -> None:
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    path = _write(folder / "00_probe.ipynb",
+                  ["import os\nprint(os.environ['COURSE_PROFILE'], os.getcwd())"])
+    saved, seconds = run_notebook.run_notebook(path, "quick", out_dir=tmp_path / "executed")
+    assert saved == tmp_path / "executed" / "00_probe.ipynb" and seconds > 0
+    output = nbformat.read(saved, as_version=4).cells[0].outputs[0]["text"]
+    assert output.split() == ["quick", str(folder)]
+    with pytest.raises(ValueError, match="unknown profile"):
+        run_notebook.run_notebook(path, "huge")
+    _write(folder / "01_broken.ipynb", ["1 / 0"])
+    code = run_notebook.main([str(folder / "01_broken.ipynb"), "--profile", "quick",
+                              "--out", str(tmp_path / "executed")])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "FAILED 01_broken.ipynb after" in out and "CellExecutionError" in out
+    assert (tmp_path / "executed" / "01_broken.ipynb").is_file()  # kept for inspection

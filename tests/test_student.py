@@ -1,0 +1,198 @@
+"""Student copies: solutions stubbed, outputs cleared, and every stub fails its check.
+
+The notebook-level tests are parametrised over ``notebooks/*.ipynb``, so each new notebook
+joins them automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import student
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CHECK_CALL = re.compile(r"\bgrading\.\w+\s*\(|\bcourse_lib\.grading\b")
+
+
+def is_check_cell(cell: dict) -> bool:
+    """A code cell that calls course_lib.grading."""
+    return cell["cell_type"] == "code" and bool(CHECK_CALL.search(cell["source"]))
+
+
+def exercise_checks(nb: nbformat.NotebookNode) -> list[tuple[int, int]]:
+    """(solution cell, first check cell after it) for every cell holding a solution region."""
+    pairs = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and student.BEGIN in cell.source:
+            after = next((j for j in range(i + 1, len(nb.cells)) if is_check_cell(nb.cells[j])),
+                         None)
+            pairs.append((i, after))
+    return pairs
+
+
+# ----------------------------------------------------------------------------------------
+# make_student_copy on a small notebook of our own
+# ----------------------------------------------------------------------------------------
+SOLVED = '''def double(x):
+    """Twice x."""
+    ### BEGIN SOLUTION
+    y = x * 2
+    return y
+    ### END SOLUTION
+
+
+class Box:
+    def area(self):
+        ### BEGIN SOLUTION
+        return 1
+        ### END SOLUTION'''
+
+
+def _toy_notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell(SOLVED, execution_count=3)
+    code.outputs = [nbformat.v4.new_output("stream", text="hi\n")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Toy"),
+        code,
+        nbformat.v4.new_code_cell("from course_lib import grading\n"
+                                  "grading.check_close(double(2), 4, name='double')"),
+        nbformat.v4.new_markdown_cell("Answer:\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
+    ]
+    nb.metadata["widgets"] = {"state": {}}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_strip_solutions_keeps_indentation_and_names_the_function() -> None:
+    text, regions = student.strip_solutions(SOLVED)
+    assert regions == 2
+    assert text.splitlines() == [
+        "def double(x):",
+        '    """Twice x."""',
+        '    raise NotImplementedError("Exercise: write the body of double()")',
+        "",
+        "",
+        "class Box:",
+        "    def area(self):",
+        '        raise NotImplementedError("Exercise: write the body of area()")',
+    ]
+    top_level, _ = student.strip_solutions("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\nx")
+    assert top_level == 'raise NotImplementedError("Exercise: write your solution here")\nx'
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("### BEGIN SOLUTION\nx = 1", "never closed"),
+    ("x = 1\n### END SOLUTION", "without"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside another"),
+])
+def test_unbalanced_markers_raise(source: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        student.strip_solutions(source, "toy.ipynb cell 1")
+
+
+def test_make_student_copy_clears_outputs(tmp_path: Path) -> None:
+    src = _toy_notebook(tmp_path / "toy.ipynb")
+    dst = tmp_path / "out" / "toy.ipynb"
+    assert student.make_student_copy(src, dst) == 3
+    nb = nbformat.read(dst, as_version=4)
+    assert "y = x * 2" not in nb.cells[1].source and "NotImplementedError" in nb.cells[1].source
+    assert nb.cells[1].outputs == [] and nb.cells[1].execution_count is None
+    assert nb.cells[3].source == "Answer:\nYOUR ANSWER HERE"
+    assert "widgets" not in nb.metadata
+    original = nbformat.read(src, as_version=4)  # the source is untouched
+    assert "y = x * 2" in original.cells[1].source
+    with pytest.raises(FileNotFoundError):
+        student.make_student_copy(tmp_path / "missing.ipynb", dst)
+
+
+def test_cli_writes_every_notebook(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src_dir = tmp_path / "nbs"
+    src_dir.mkdir()
+    _toy_notebook(src_dir / "00_a.ipynb")
+    _toy_notebook(src_dir / "01_b.ipynb")
+    # the same entry point as `python -m course_lib.student nbs student` (in-process: fast)
+    assert student.main([str(src_dir), str(tmp_path / "student")]) == 0
+    assert "2 student notebook(s) written" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "student").iterdir()) == ["00_a.ipynb",
+                                                                       "01_b.ipynb"]
+    with pytest.raises(FileNotFoundError, match="no notebooks"):
+        student.make_student_copies(tmp_path / "student" / "..", tmp_path / "x")
+
+
+# ----------------------------------------------------------------------------------------
+# Every course notebook
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_exercises_with_checks(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    pairs = exercise_checks(nb)
+    assert pairs, f"{path.name} has no '### BEGIN SOLUTION' region (every notebook has exercises)"
+    missing = [i for i, check in pairs if check is None]
+    assert not missing, (f"{path.name}: solution cell(s) {missing} have no check cell after them "
+                         "(a code cell calling course_lib.grading)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_copy_has_no_solutions_and_no_outputs(path: Path, tmp_path: Path) -> None:
+    original = nbformat.read(path, as_version=4)
+    dst = tmp_path / path.name
+    regions = student.make_student_copy(path, dst)
+    assert regions >= 1
+    nb = nbformat.read(dst, as_version=4)
+    assert len(nb.cells) == len(original.cells)
+    for i, (cell, before) in enumerate(zip(nb.cells, original.cells, strict=True)):
+        assert student.BEGIN not in cell.source and student.END not in cell.source
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            if student.BEGIN in before.source:
+                pattern = r"[ \t]*### BEGIN SOLUTION\n(.*?)### END SOLUTION"
+                solution = re.findall(pattern, before.source, flags=re.S)
+                outside = re.sub(pattern, "", before.source, flags=re.S).splitlines()
+                kept = cell.source.splitlines()
+                for block in solution:
+                    for line in block.splitlines():
+                        if line.strip():  # no solution line survives (beyond its twins outside)
+                            assert kept.count(line) <= outside.count(line), (
+                                f"{path.name} cell {i} keeps solution line {line!r}")
+                assert "raise NotImplementedError(" in cell.source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_stub_fails_its_check_with_not_implemented(path: Path, tmp_path: Path) -> None:
+    from nbclient import NotebookClient
+
+    original = nbformat.read(path, as_version=4)
+    pairs = [(s, c) for s, c in exercise_checks(original) if c is not None]
+    assert pairs, f"{path.name} has no exercise with a check cell"
+    dst = tmp_path / path.name
+    student.make_student_copy(path, dst)
+    nb = nbformat.read(dst, as_version=4)
+    last = max(c for _, c in pairs)
+    nb.cells = nb.cells[: last + 1]  # nothing after the last check is needed
+    env_before = os.environ.get("COURSE_PROFILE")
+    os.environ["COURSE_PROFILE"] = "quick"
+    try:
+        NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
+                       resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("COURSE_PROFILE", None)
+        else:
+            os.environ["COURSE_PROFILE"] = env_before
+    for solution, check in pairs:
+        errors = [o for o in nb.cells[check].outputs if o.output_type == "error"]
+        assert errors, (f"{path.name}: check cell {check} (after the exercise in cell "
+                        f"{solution}) passed on the student copy: the stub is not checked")
+        ename, evalue = errors[0].ename, errors[0].evalue
+        assert ename == "NotImplementedError", (
+            f"{path.name}: check cell {check} failed with {ename}: {evalue} instead of the "
+            "exercise's NotImplementedError (a cell before it may be broken)")

@@ -41,6 +41,13 @@ class Profile:
     num_workers: int  # DataLoader workers
     classic_samples: int  # images scored by the classic (non-learned) methods
     bench_repeats: int  # timed repetitions in benchmarks (median is reported)
+    # Notebooks 01-04 (survey section 2): classification crops, sequences, GANs.
+    crop_size: int = 32  # side of the single-object crops (LeNet, GANs)
+    seq_len: int = 60  # length of the long-range recall sequences (RNN vs LSTM)
+    seq_steps: int = 300  # optimiser steps for each recurrent model
+    gan_epochs: int = 15  # passes over the crops when training a GAN
+    # Notebooks 00 and 18: a short training run on freshly generated images.
+    demo_steps: int = 300  # optimiser steps of the short baseline training demos
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -51,6 +58,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", image_size=64, num_train=64, num_val=16, batch_size=16, epochs=2,
         width=8, lr=3e-3, num_workers=0, classic_samples=8, bench_repeats=3,
+        seq_steps=120, gan_epochs=4, demo_steps=240,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -59,6 +67,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
+        seq_len=100, seq_steps=1000, gan_epochs=50, demo_steps=3000,
     ),
 }
 

@@ -77,6 +77,15 @@ def test_title_names_the_seed_heading(nb: nbformat.NotebookNode) -> None:
         assert expected in inside, f"{name}: title {title!r} should name {expected!r} in ()"
 
 
+def test_every_notebook_is_on_both_course_maps(nb: nbformat.NotebookNode) -> None:
+    name = nb.metadata["_path"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"(notebooks/{name})" in readme, f"README's notebook map does not link {name}"
+    intro = nbformat.read(ROOT / "notebooks" / "00_introduction.ipynb", as_version=4)
+    course_map = "\n".join(c.source for c in intro.cells if "course map" in c.source.lower())
+    assert f"]({name})" in course_map, f"notebook 00's course map does not link {name}"
+
+
 # ----------------------------------------------------------------------------------------
 # run_notebook
 # ----------------------------------------------------------------------------------------

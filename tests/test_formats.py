@@ -248,3 +248,37 @@ def test_registry_is_complete():
             assert md5 is None or len(md5) == 32
         assert src.required and src.folder and src.citation and src.licence
     json.dumps({k: v.folder for k, v in fm.DATASETS.items()})
+
+
+def _local_archive_source(tmp_path: Path, sha256: str | None) -> fm.DatasetSource:
+    """A data set whose 'official archive' is a tar.gz on this disk (file:// URL)."""
+    import hashlib
+    import tarfile
+
+    payload = tmp_path / "payload" / "toy" / "images"
+    payload.mkdir(parents=True)
+    (payload / "0.png").write_bytes(b"not really a png")
+    archive = tmp_path / "toy.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "payload" / "toy", arcname="toy")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    return fm.DatasetSource(
+        name="toy", folder="toy", archives=((archive.as_uri(), sha256 or digest, None),),
+        extract="toy", required=("images/0.png",), reader="none", citation="-", licence="-")
+
+
+def test_fetch_downloads_checks_the_checksum_and_extracts(tmp_path, monkeypatch):
+    monkeypatch.delenv(fm.MIRROR_VAR, raising=False)
+    monkeypatch.setattr(fm, "_host_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setitem(fm.DATASETS, "toy", _local_archive_source(tmp_path, sha256=None))
+    folder = fm.fetch("toy", root=tmp_path / "real")
+    assert (folder / "images" / "0.png").read_bytes() == b"not really a png"
+
+
+def test_fetch_rejects_an_archive_with_the_wrong_checksum(tmp_path, monkeypatch):
+    monkeypatch.delenv(fm.MIRROR_VAR, raising=False)
+    monkeypatch.setattr(fm, "_host_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setitem(fm.DATASETS, "toy", _local_archive_source(tmp_path, sha256="0" * 64))
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        fm.fetch("toy", root=tmp_path / "real")
+    assert not (tmp_path / "real" / "toy").exists()

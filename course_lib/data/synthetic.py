@@ -191,6 +191,8 @@ class _Draws:
             self._refill()
         a = self._arr[self._i : self._i + n]
         self._i += n
+        if lo == 0.0 and hi == 1.0:  # common case: lo + (hi - lo) * a == a exactly; a view,
+            return a  # so callers must not write into it
         return lo + (hi - lo) * a
 
 
@@ -233,22 +235,22 @@ def _shape_mask(cls: int, lx: np.ndarray, ly: np.ndarray, p: dict[str, float]) -
         px, py = rho * np.cos(alpha), rho * np.sin(alpha)
         ix, iy = 0.45 * r, 0.0  # inner vertex
         ox, oy = r * math.cos(sector / 2.0), r * math.sin(sector / 2.0)  # outer vertex (tip)
-        cross = (ox - ix) * (py - iy) - (oy - iy) * (px - ix)
+        cross = (ox - ix) * py - (oy - iy) * (px - ix)  # iy = 0: py - iy == py exactly
         return cross >= 0.0  # the centre's side of the inner-to-tip edge
     if cls == RING:
         d = np.sqrt(lx * lx + ly * ly)
         return np.abs(d - r) <= 0.5 * p["thick"]
     if cls == WIRE:  # segment through the centre, half-length r, thickness 1-2 px
         dx, dy = math.cos(theta) * r, math.sin(theta) * r
-        t = np.clip((lx * dx + ly * dy) / (dx * dx + dy * dy), -1.0, 1.0)
+        t = np.minimum(np.maximum((lx * dx + ly * dy) / (dx * dx + dy * dy), -1.0), 1.0)
         ex, ey = lx - t * dx, ly - t * dy
         return ex * ex + ey * ey <= (0.5 * p["thick"]) ** 2
     if cls in (CAR, BOAT):  # identical silhouette: hull-like body + cabin; ly = 0 at the base
         w, facing = p["w"], p["facing"]
         hb, hc = 0.30 * w, 0.22 * w
-        tb = np.clip(-ly / hb, 0.0, 1.0)
+        tb = np.minimum(np.maximum(-ly / hb, 0.0), 1.0)  # = np.clip, without its overhead
         body = (ly <= 0) & (ly >= -hb) & (np.abs(lx) <= 0.5 * w * (0.78 + 0.22 * tb))
-        tc = np.clip((-ly - hb) / hc, 0.0, 1.0)
+        tc = np.minimum(np.maximum((-ly - hb) / hc, 0.0), 1.0)
         cx = facing * 0.12 * w
         cabin = (ly < -hb) & (ly >= -hb - hc) & (np.abs(lx - cx) <= 0.25 * w * (1.0 - 0.35 * tc))
         return body | cabin
@@ -269,17 +271,19 @@ def _shape_extent(cls: int, p: dict[str, float]) -> tuple[float, float, float, f
 
 
 def _texture(rnd: _Draws, canvas: _Canvas, lx: np.ndarray, ly: np.ndarray,
-             h: int, w: int) -> np.ndarray | float:
-    """A pattern in [0, 1] over the object's box (0 = first colour, 1 = second colour)."""
+             h: int, w: int) -> np.ndarray | bool:
+    """A pattern in [0, 1] over the object's box (0 = first colour, 1 = second colour).
+
+    Two-colour patterns come as booleans, and ``False`` means flat (first colour only)."""
     x = rnd.u()
     kind = 0 if x < 0.25 else 1 if x < 0.55 else 2 if x < 0.75 else 3 if x < 0.9 else 4
     if kind == 0:  # flat
-        return 0.0
+        return False
     if kind == 1:  # stripes of random period and orientation
         theta = rnd.u(0, np.pi)
         period = rnd.u(3.0, 9.0)
         u = lx * math.cos(theta) + ly * math.sin(theta)
-        return (np.sin(u * (2 * np.pi / period)) > 0).astype(np.float32)
+        return np.sin(u * (2 * np.pi / period)) > 0
     if kind == 2:  # noise, fine or blotchy
         return 0.5 + 0.5 * _crop(canvas, "fine" if rnd.u() < 0.5 else "blobs", rnd, h, w)
     if kind == 3:  # linear gradient across the object
@@ -287,7 +291,8 @@ def _texture(rnd: _Draws, canvas: _Canvas, lx: np.ndarray, ly: np.ndarray,
         u = lx * math.cos(theta) + ly * math.sin(theta)
         return 0.5 + u * (1.0 / max(h, w, 2))
     cell = rnd.i(2, 6)  # checker board
-    return ((np.floor(lx / cell) + np.floor(ly / cell)) % 2).astype(np.float32)
+    # (floor(lx / cell) + floor(ly / cell)) % 2, from the parities of the two 1-D factors
+    return np.floor(lx / cell) % 2 != np.floor(ly / cell) % 2
 
 
 # --------------------------------------------------------------------------------------
@@ -397,6 +402,7 @@ def _draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict
 
     inst = np.zeros((size, size), dtype=np.uint8)
     n_inst = 0
+    boxes: list[tuple[int, int, int, int]] = []  # of the painted instances
     for d_obj, cls, p in objs:
         ex0, ey0, ex1, ey1 = _shape_extent(cls, p)
         x0, x1 = max(int(p["cx"] + ex0), 0), min(int(np.ceil(p["cx"] + ex1)), size)
@@ -406,32 +412,40 @@ def _draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict
         lx = xs[:, x0:x1] - np.float32(p["cx"])
         ly = ys[y0:y1] - np.float32(p["cy"])
         m = _shape_mask(cls, lx, ly, p)
-        if not m.any():
+        if not np.count_nonzero(m):  # (faster than m.any() on small arrays)
             continue
         h, w = y1 - y0, x1 - x0
         a = rnd.arr(3)
         under = img[:, min(int(p["cy"]), size - 1), min(int(p["cx"]), size - 1)]
-        if np.abs(255.0 * a - under).max() < 50.0:  # keep a minimum contrast with the ground
+        if max(map(abs, (255.0 * a - under).tolist())) < 50.0:  # keep a minimum contrast
             a = 1.0 - a
         b = rnd.arr(3) if rnd.u() < 0.5 else a * rnd.u(0.3, 0.7)
         pattern = _texture(rnd, cv, lx, ly, h, w)
-        colour = 255.0 * a[:, None, None] + (255.0 * (b - a))[:, None, None] * pattern
+        first, diff = 255.0 * a, 255.0 * (b - a)  # colour = first + diff * pattern
         region = img[:, y0:y1, x0:x1]
-        img[:, y0:y1, x0:x1] = np.where(m, colour, region)
+        if isinstance(pattern, np.ndarray) and pattern.dtype != bool:  # grey levels
+            colour = np.multiply(diff[:, None, None], pattern)
+            colour += first[:, None, None]
+            np.copyto(region, colour, where=m)
+        else:  # flat or two colours: first + diff * 0 == first, first + diff * 1 == first + diff
+            np.copyto(region, first[:, None, None], where=m)
+            if pattern is not False:
+                np.copyto(region, (first + diff)[:, None, None], where=m & pattern)
         n_inst += 1
-        lab[y0:y1, x0:x1][m] = cls
-        inst[y0:y1, x0:x1][m] = n_inst
+        boxes.append((y0, y1, x0, x1))
+        np.copyto(lab[y0:y1, x0:x1], cls, where=m)
+        np.copyto(inst[y0:y1, x0:x1], n_inst, where=m)
         if depth is not None:
-            depth[y0:y1, x0:x1][m] = d_obj
+            np.copyto(depth[y0:y1, x0:x1], d_obj, where=m)
 
-    # occluded completely? drop and renumber so that ids stay 1..M
-    if n_inst:
-        counts = np.bincount(inst.ravel(), minlength=n_inst + 1)
-        if (counts[1:] == 0).any():
-            keep = np.flatnonzero(counts[1:]) + 1
-            remap = np.zeros(n_inst + 1, dtype=np.uint8)
-            remap[keep] = np.arange(1, len(keep) + 1, dtype=np.uint8)
-            inst = remap[inst]
+    # occluded completely? drop and renumber so that ids stay 1..M (an instance's pixels can
+    # only lie in its own box, so looking there is enough)
+    keep = [k for k, (y0, y1, x0, x1) in enumerate(boxes, 1)
+            if np.count_nonzero(inst[y0:y1, x0:x1] == k)]
+    if len(keep) < n_inst:
+        remap = np.zeros(n_inst + 1, dtype=np.uint8)
+        remap[keep] = np.arange(1, len(keep) + 1, dtype=np.uint8)
+        inst = remap[inst]
 
     img += _crop(cv, "sensor", rnd, size, size)  # sensor noise (+ 0.5 to round)
     np.clip(img, 0.0, 255.0, out=img)

@@ -35,7 +35,8 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 # Family modules imported by list_models()/build_model(); each later issue appends its own.
-FAMILY_MODULES: tuple[str, ...] = ("baseline", "basics", "fcn", "crf", "encoder_decoder", "unet")
+FAMILY_MODULES: tuple[str, ...] = ("baseline", "basics", "fcn", "crf", "multiscale", "deeplab",
+                                   "encoder_decoder", "unet")
 
 
 def register_model(

@@ -1,0 +1,431 @@
+"""The DeepLab family: dilated (atrous) convolution, ASPP and an encoder-decoder (v1 → v3+).
+
+Chen et al., "Semantic Image Segmentation with Deep Convolutional Nets and Fully Connected
+CRFs", ICLR 2015 (**v1**, the survey's 扩张卷积模型): VGG16 whose last two pools keep stride 1
+and whose later convolutions are dilated instead ("hole algorithm"), so the score map is at
+stride 8; fc6 becomes a 3x3 convolution of rate 12 ("DeepLab-LargeFOV"); the scores are
+bilinearly upsampled and refined by a dense CRF (:meth:`DeepLabV1.crf`).
+
+Chen et al., "DeepLab: ... Atrous Convolution, and Fully Connected CRFs", TPAMI 2017
+(**v2**, Fig. 4): atrous *spatial pyramid* pooling — four parallel 3x3 convolutions of rates
+6, 12, 18, 24 on the stride-8 ResNet-101 map, each predicting class scores; their scores are
+*summed* (ASPP-L).
+
+Chen et al., "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017 (**v3**,
+Fig. 5): ASPP becomes a feature module — a 1x1 convolution, three 3x3 of rates 6/12/18 and
+image-level pooling (global average → 1x1 conv → upsample), 256 channels each with batch
+norm, concatenated and projected by a 1x1 conv. The rates are tied to the output stride:
+6/12/18 at stride 16, doubled (12/24/36) at stride 8 — :func:`aspp_rates`.
+
+Chen et al., "Encoder-Decoder with Atrous Separable Convolution", ECCV 2018 (**v3+**,
+Fig. 2): the v3 encoder at stride 16 plus a light decoder — the ASPP output upsampled x4 and
+concatenated with 48 channels reduced from the stride-4 low-level features, two 3x3
+convolutions, classes, x4 upsample; ASPP and decoder use depthwise-separable convolutions.
+
+Deviations (stated once, here):
+
+- small by default (VGG/ResNet "tiny" backbones of width 16, 64-channel ASPP; v1's fc6 rate
+  4 instead of 12 and 256 channels instead of 1024); ``full=True`` gives the paper sizes
+  (v1 VGG16 LargeFOV; v2 ResNet-101; v3 ResNet-50 — torchvision's reference, the paper used
+  ResNet-101 — with torchvision's head and auxiliary ``FCNHead`` on ``c4``; v3+ ResNet-50
+  instead of the paper's Xception / ResNet-101);
+- v1's CRF is post-processing with fixed parameters (:mod:`course_lib.models.crf`), not
+  part of ``forward``; v2 is trained without the CRF and without multi-scale inputs;
+- v3's image-pooling branch keeps BatchNorm (as torchvision and the paper): it works with
+  batch 1 in eval, but training needs batch ≥ 2 (BatchNorm of one value per channel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import register_model
+from .backbones import build_backbone
+from .blocks import ConvBNReLU, DepthwiseSeparableConv, resize_to
+from .crf import DEEPLAB_CRF, CRFParams, dense_crf
+from .multiscale import FCNHead
+
+V2_RATES = (6, 12, 18, 24)  # at output stride 8 (the paper's only setting)
+V3_RATES = (6, 12, 18)  # at output stride 16; doubled at 8
+
+
+def aspp_rates(base_rates: Sequence[int], base_stride: int, output_stride: int) -> tuple[int, ...]:
+    """ASPP rates tied to the output stride: ``base_rates`` are for ``base_stride``; a map twice
+    as dense needs twice the rate to see the same part of the image.
+
+    ``aspp_rates((6, 12, 18), 16, 8) == (12, 24, 36)``; a rate that would not be a whole
+    number raises a ValueError.
+    """
+    rates = []
+    for r in base_rates:
+        scaled = r * base_stride / output_stride
+        if scaled != int(scaled) or scaled < 1:
+            raise ValueError(
+                f"rate {r} at output stride {base_stride} becomes {scaled} at output stride "
+                f"{output_stride}: pass integer `rates` explicitly"
+            )
+        rates.append(int(scaled))
+    return tuple(rates)
+
+
+class AtrousConv2d(nn.Conv2d):
+    """A dilated ("atrous") 3x3 convolution with "same" padding, ``Conv2d`` in every respect
+    (same parameters) but one shortcut: when the rate is at least the map's height (width),
+    the off-centre rows (columns) of the filter only ever see zero padding, so they are
+    skipped — the result is identical and cheaper. This is the degeneration the DeepLab v3
+    paper points out (Sec. 3.3): as the rate nears the feature-map size, a 3x3 atrous filter
+    becomes a 1x1 filter, which is why v3 adds the image-pooling branch.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, rate: int, bias: bool = False,
+                 groups: int = 1) -> None:
+        super().__init__(in_ch, out_ch, 3, padding=rate, dilation=rate, bias=bias,
+                         groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rate = self.dilation[0]
+        rows = slice(1, 2) if rate >= x.shape[-2] else slice(None)
+        cols = slice(1, 2) if rate >= x.shape[-1] else slice(None)
+        if rows.start is None and cols.start is None:
+            return super().forward(x)
+        padding = (0 if rows.start else rate, 0 if cols.start else rate)
+        dilation = (1 if rows.start else rate, 1 if cols.start else rate)
+        return F.conv2d(x, self.weight[:, :, rows, cols], self.bias, padding=padding,
+                        dilation=dilation, groups=self.groups)
+
+
+def atrous_conv_bn_relu(in_ch: int, out_ch: int, rate: int, separable: bool = False
+                        ) -> nn.Sequential:
+    """ASPP's 3x3 branch: atrous conv, BN, ReLU — or, ``separable``, the depthwise atrous conv
+    (BN, ReLU) then a pointwise 1x1 (BN, ReLU), laid out as ``DepthwiseSeparableConv``."""
+    if not separable:
+        return nn.Sequential(AtrousConv2d(in_ch, out_ch, rate), nn.BatchNorm2d(out_ch),
+                             nn.ReLU(inplace=True))
+    depthwise = nn.Sequential(AtrousConv2d(in_ch, in_ch, rate, groups=in_ch),
+                              nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True))
+    return nn.Sequential(depthwise, ConvBNReLU(in_ch, out_ch, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# DeepLab v1 (Chen et al. 2015): dilated VGG16, LargeFOV fc6, bilinear upsampling, dense CRF
+# --------------------------------------------------------------------------------------------
+@register_model("deeplabv1", family="dilated", paper="Chen et al., ICLR 2015", year=2015,
+                test_kwargs={"width": 4, "fc_channels": 16})
+class DeepLabV1(nn.Module):
+    """DeepLab v1 (LargeFOV): VGG at output stride 8 → fc6 (3x3, rate 12) → fc7 → fc8 → x8.
+
+    Args:
+        in_channels, num_classes: image channels and ``K`` (logits [N, K, H, W]).
+        backbone: a VGG name (paper: vgg16); width: base width (16; 64 full).
+        fc_channels: fc6/fc7 width (256; 1024 full). rate: fc6 dilation (4; 12 full).
+        output_stride: 8 (the paper) or 16/32. dropout: after fc6 and fc7 (0.5).
+        full: paper sizes (VGG16 without batch-norm, LargeFOV head).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 12,
+        backbone: str | None = None,
+        width: int | None = None,
+        fc_channels: int | None = None,
+        rate: int | None = None,
+        output_stride: int = 8,
+        dropout: float = 0.5,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"DeepLabV1: num_classes must be >= 1, got {num_classes}")
+        fc_channels = fc_channels or (1024 if full else 256)
+        rate = rate or (12 if full else 4)
+        self.backbone = build_backbone(backbone or ("vgg16" if full else "vgg_tiny"),
+                                       in_channels, width, output_stride, full=full)
+        norm = None if full else "bn"
+        self.classifier = nn.Sequential(
+            ConvBNReLU(self.backbone.channels["c5"], fc_channels, 3, dilation=rate, norm=norm),
+            nn.Dropout2d(dropout),  # fc6: 3x3, rate 12
+            ConvBNReLU(fc_channels, fc_channels, 1, norm=norm),  # fc7
+            nn.Dropout2d(dropout),
+            nn.Conv2d(fc_channels, num_classes, 1),  # fc8: class scores at stride 8
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)  # pool5 at stride 8 (pool4/pool5 keep stride 1)
+        return resize_to(self.classifier(feats["c5"]), x)  # bilinear x8 to the image
+
+    @torch.no_grad()
+    def crf(
+        self, x: torch.Tensor, params: CRFParams | None = None, **crf_kwargs: Any
+    ) -> torch.Tensor:
+        """Eval-mode scores refined by the dense CRF: class probabilities [N, K, H, W].
+
+        ``params`` defaults to DeepLab's CRF (10 iterations, w 3 / θγ 1, w 4 / θα 67 / θβ 3)
+        with the position stds rescaled from 500-pixel images to the input size;
+        ``crf_kwargs`` go to :func:`course_lib.models.crf.dense_crf` (``method``,
+        ``window``, ...). The model's training mode is restored afterwards.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            logits = self(x)
+        finally:
+            self.train(was_training)
+        params = params or DEEPLAB_CRF.scaled(max(x.shape[-2:]))
+        return dense_crf(logits.float(), x.float(), params, **crf_kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# DeepLab v2 (Chen et al. 2017, Fig. 4): ASPP-L, the SUM of four dilated 3x3 classifiers
+# --------------------------------------------------------------------------------------------
+class ASPPSum(nn.Module):
+    """DeepLab v2's ASPP: parallel 3x3 convolutions of ``rates`` straight to class scores,
+    summed (kazuto1011/deeplab-pytorch's ``_ASPP``; the paper's branches had fc6/fc7/fc8)."""
+
+    def __init__(self, in_ch: int, num_classes: int, rates: Sequence[int]) -> None:
+        super().__init__()
+        self.rates = tuple(rates)
+        self.branches = nn.ModuleList(
+            AtrousConv2d(in_ch, num_classes, r, bias=True) for r in self.rates
+        )
+        for conv in self.branches:
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(branch(x) for branch in self.branches)  # sum fusion
+
+
+@register_model("deeplabv2", family="dilated", paper="Chen et al., TPAMI 2017", year=2017,
+                test_kwargs={"width": 4})
+class DeepLabV2(nn.Module):
+    """DeepLab v2: dilated ResNet (output stride 8) → ASPP-L (sum of rates 6/12/18/24) → x8.
+
+    Args:
+        in_channels, num_classes: image channels and ``K``. backbone: ResNet name
+        (paper: resnet101); width: base width. output_stride: 8 (the paper) or 16 (rates
+        halved). rates: override the ASPP rates. full: paper sizes (ResNet-101).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 12,
+        backbone: str | None = None,
+        width: int | None = None,
+        output_stride: int = 8,
+        rates: Sequence[int] | None = None,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"DeepLabV2: num_classes must be >= 1, got {num_classes}")
+        rates = tuple(rates) if rates else aspp_rates(V2_RATES, 8, output_stride)
+        self.backbone = build_backbone(backbone or ("resnet101" if full else "resnet_tiny"),
+                                       in_channels, width, output_stride, full=full)
+        self.aspp = ASPPSum(self.backbone.channels["c5"], num_classes, rates)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)  # conv5_x at stride 8
+        return resize_to(self.aspp(feats["c5"]), x)  # ASPP-L scores, bilinear to the image
+
+
+# --------------------------------------------------------------------------------------------
+# DeepLab v3 (Chen et al. 2017, Fig. 5): parallel ASPP with image pooling, concatenated
+# --------------------------------------------------------------------------------------------
+class ASPPPooling(nn.Sequential):
+    """Image-level features: global average pool → 1x1 conv → BN → ReLU → upsample."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(nn.AdaptiveAvgPool2d(1), ConvBNReLU(in_ch, out_ch, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_to(super().forward(x), x)  # "bilinearly upsample" the 1x1 map
+
+
+class ASPP(nn.Module):
+    """DeepLab v3's ASPP: [1x1, 3x3 rate r1, r2, r3, image pooling] → concat → 1x1 project
+    (BN, ReLU, dropout 0.5 as in torchvision). ``separable=True`` makes the dilated
+    branches depthwise-separable (v3+)."""
+
+    def __init__(self, in_ch: int, rates: Sequence[int], out_ch: int = 256,
+                 separable: bool = False, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.rates = tuple(rates)
+        self.branches = nn.ModuleList(
+            [ConvBNReLU(in_ch, out_ch, 1)]
+            + [atrous_conv_bn_relu(in_ch, out_ch, r, separable) for r in self.rates]
+            + [ASPPPooling(in_ch, out_ch)]
+        )
+        self.project = nn.Sequential(
+            ConvBNReLU(len(self.branches) * out_ch, out_ch, 1), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+class DeepLabHead(nn.Sequential):
+    """ASPP → 3x3 conv (BN, ReLU) → 1x1 classes (torchvision's ``DeepLabHead``)."""
+
+    def __init__(self, in_ch: int, num_classes: int, rates: Sequence[int],
+                 channels: int = 256) -> None:
+        super().__init__(
+            ASPP(in_ch, rates, channels),
+            ConvBNReLU(channels, channels, 3),
+            nn.Conv2d(channels, num_classes, 1),
+        )
+
+
+@register_model("deeplabv3", family="dilated", paper="Chen et al., arXiv 2017", year=2017,
+                output="dict", test_kwargs={"width": 4, "channels": 16, "output_stride": 8})
+class DeepLabV3(nn.Module):
+    """DeepLab v3: dilated ResNet → ASPP (+ image pooling) → 3x3 → classes → bilinear.
+
+    ``forward`` returns ``{"out": logits}`` plus ``"aux"`` (the ``FCNHead`` on ``c4``) when
+    ``aux=True`` (the default), in training and in eval, like torchvision's
+    ``deeplabv3_resnet50(aux_loss=True)`` — whose parameter count ``full=True`` matches
+    exactly (42,004,074 for 21 classes, tested).
+
+    Args:
+        in_channels, num_classes: image channels and ``K``. backbone: ResNet name
+        (resnet50 full); width: base width. output_stride: 16 (the paper's training) or 8
+        (torchvision's; rates doubled). rates: override the ASPP rates. channels: ASPP
+        width (64; 256 full). aux: auxiliary head. full: paper sizes.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 12,
+        backbone: str | None = None,
+        width: int | None = None,
+        output_stride: int = 16,
+        rates: Sequence[int] | None = None,
+        channels: int | None = None,
+        aux: bool = True,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"DeepLabV3: num_classes must be >= 1, got {num_classes}")
+        channels = channels or (256 if full else 64)
+        rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
+        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
+                                       in_channels, width, output_stride, full=full)
+        ch = self.backbone.channels
+        self.classifier = DeepLabHead(ch["c5"], num_classes, rates, channels)
+        self.aux_classifier = FCNHead(ch["c4"], num_classes) if aux else None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone(x)  # c5 at the output stride
+        result = {"out": resize_to(self.classifier(feats["c5"]), x)}  # ASPP head, bilinear
+        if self.aux_classifier is not None:  # auxiliary FCN head on c4
+            result["aux"] = resize_to(self.aux_classifier(feats["c4"]), x)
+        return result
+
+
+# --------------------------------------------------------------------------------------------
+# DeepLab v3+ (Chen et al. 2018, Fig. 2): v3 encoder + a decoder with a stride-4 skip
+# --------------------------------------------------------------------------------------------
+@register_model("deeplabv3plus", family="dilated", paper="Chen et al., ECCV 2018", year=2018,
+                test_kwargs={"width": 4, "channels": 16, "low_level_channels": 8})
+class DeepLabV3Plus(nn.Module):
+    """DeepLab v3+: separable-ASPP encoder (output stride 16) + decoder → logits.
+
+    Decoder (Fig. 2): ASPP features upsampled to stride 4, concatenated with a 1x1
+    projection (48 channels) of the low-level ``c2`` features, two 3x3 depthwise-separable
+    convolutions, 1x1 classes, x4 bilinear upsample.
+
+    Args:
+        in_channels, num_classes: image channels and ``K``. backbone: ResNet name
+        (resnet50 full); width: base width. output_stride: 16 (the paper) or 8.
+        rates: override the ASPP rates. channels: ASPP/decoder width (64; 256 full).
+        low_level_channels: the skip's width (48). full: paper sizes.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 12,
+        backbone: str | None = None,
+        width: int | None = None,
+        output_stride: int = 16,
+        rates: Sequence[int] | None = None,
+        channels: int | None = None,
+        low_level_channels: int = 48,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"DeepLabV3Plus: num_classes must be >= 1, got {num_classes}")
+        channels = channels or (256 if full else 64)
+        rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
+        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
+                                       in_channels, width, output_stride, full=full)
+        ch = self.backbone.channels
+        self.aspp = ASPP(ch["c5"], rates, channels, separable=True, dropout=0.1)
+        self.low_level = ConvBNReLU(ch["c2"], low_level_channels, 1)  # 48-channel skip
+        self.decoder = nn.Sequential(
+            DepthwiseSeparableConv(channels + low_level_channels, channels, 3),
+            DepthwiseSeparableConv(channels, channels, 3),
+            nn.Conv2d(channels, num_classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)
+        low = self.low_level(feats["c2"])  # low-level features, stride 4
+        high = resize_to(self.aspp(feats["c5"]), low)  # encoder output, x4 to stride 4
+        logits = self.decoder(torch.cat([high, low], dim=1))  # concat, 2 x 3x3, classes
+        return resize_to(logits, x)  # x4 bilinear to the image
+
+
+# --------------------------------------------------------------------------------------------
+# Speed against torchvision
+# --------------------------------------------------------------------------------------------
+def benchmark_vs_torchvision(
+    size: int = 128, batch: int = 2, repeats: int = 5, device: torch.device | str | None = None
+) -> dict[str, Any]:
+    """Training-step time of our full DeepLab v3 (ResNet-50, output stride 8, 21 classes, aux)
+    against ``torchvision.models.segmentation.deeplabv3_resnet50`` (no weights) on the same
+    input; returns ``{"ours_ms", "torchvision_ms", "ratio", "device", "size", "batch"}``
+    (``ratio`` = ours / torchvision, medians of ``repeats`` steps)."""
+    from torchvision.models.segmentation import deeplabv3_resnet50
+
+    from .. import config
+    from ..bench import train_step_time
+
+    device = config.get_device() if device is None else torch.device(device)
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, size, size, device=device)
+    target = torch.randint(0, 21, (batch, size, size), device=device)
+    ours = DeepLabV3(num_classes=21, output_stride=8, aux=True, full=True).to(device)
+    theirs = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21,
+                                aux_loss=True).to(device)
+    t_theirs = train_step_time(theirs, x, target, repeats=repeats)["median_ms"]
+    t_ours = train_step_time(ours, x, target, repeats=repeats)["median_ms"]
+    return {"ours_ms": t_ours, "torchvision_ms": t_theirs, "ratio": t_ours / t_theirs,
+            "device": device.type, "size": size, "batch": batch}
+
+
+__all__ = [
+    "V2_RATES",
+    "V3_RATES",
+    "aspp_rates",
+    "DeepLabV1",
+    "AtrousConv2d",
+    "atrous_conv_bn_relu",
+    "ASPPSum",
+    "DeepLabV2",
+    "ASPPPooling",
+    "ASPP",
+    "DeepLabHead",
+    "DeepLabV3",
+    "DeepLabV3Plus",
+    "benchmark_vs_torchvision",
+]

@@ -1,0 +1,305 @@
+"""Multi-scale and pyramid networks: the feature pyramid network (FPN) and PSPNet.
+
+Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017 (the survey's
+多尺度和基于金字塔网络的模型): a backbone's stages see the image at strides 4, 8, 16, 32 —
+deep stages know *what* is there, shallow ones *where*. Fig. 3 of the paper builds a pyramid
+with both: a 1x1 *lateral* convolution brings every stage to the same width, a *top-down*
+path upsamples the coarser map (nearest neighbour, x2) and adds it to the lateral of the
+finer one, and a 3x3 convolution *smooths* each sum. Kirillov et al., "Panoptic Feature
+Pyramid Networks", CVPR 2019 (Fig. 3) put a semantic-segmentation branch on that pyramid:
+each level is brought to stride 4 by stages of (3x3 conv, GroupNorm, ReLU, x2 bilinear
+upsample), the four maps are summed, a 1x1 convolution predicts the classes and a x4
+bilinear upsample returns to the image.
+
+Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017 (Fig. 3): a dilated ResNet keeps the
+last feature map at stride 8; the *pyramid pooling module* average-pools it into 1x1, 2x2,
+3x3 and 6x6 bins (global to sub-region context), reduces each pooled map with a 1x1
+convolution to 1/4 of the channels, upsamples them back and concatenates them with the
+feature map; a 3x3 convolution fuses the lot. An auxiliary FCN head on ``c4`` (res4b22)
+adds a deep-supervision loss with weight 0.4 (paper Sec. 3.4).
+
+Deviations from the papers (stated once, here):
+
+- small by default (``resnet_tiny`` width 16, pyramid 64 / segmentation 32 channels for
+  FPN, 64 fused channels for PSPNet); ``full=True`` gives the paper sizes (ResNet-50,
+  pyramid 256 / segmentation 128; ResNet-50 dilated, 512 fused channels, 1024 → 256 aux);
+- every upsampling goes to the *size* of the finer map, not by a fixed factor of 2, so odd
+  input sizes work (stride-2 steps round up);
+- PSPNet's pooled branches use GroupNorm instead of BatchNorm (see :class:`PyramidPooling`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import register_model
+from .backbones import FEATURE_KEYS, build_backbone
+from .blocks import ConvBNReLU, resize_to
+
+
+def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 2) -> nn.Module:
+    """GroupNorm with as many groups as possible (≤ ``max_groups``, the paper's 32) such that
+    each group holds at least ``min_per_group`` channels; identity for a single channel.
+
+    With at least two channels per group, the statistics are never taken over one value, even
+    for a 1x1 map of a single image (a pooled branch with batch 1).
+    """
+    groups = next((g for g in (32, 16, 8, 4, 2, 1)
+                   if g <= max_groups and channels % g == 0 and channels // g >= min_per_group),
+                  None)
+    return nn.Identity() if groups is None else nn.GroupNorm(groups, channels)
+
+
+class FCNHead(nn.Sequential):
+    """The auxiliary head (torchvision's ``FCNHead``; PSPNet's deep supervision on ``c4``):
+    3x3 conv to ``in_ch // 4`` channels, BatchNorm, ReLU, dropout 0.1, 1x1 conv to classes."""
+
+    def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.1) -> None:
+        inter = max(in_ch // 4, 1)
+        super().__init__(
+            ConvBNReLU(in_ch, inter, 3),
+            nn.Dropout(dropout),
+            nn.Conv2d(inter, num_classes, 1),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# FPN (Lin et al. 2017, Fig. 3) and its semantic branch (Kirillov et al. 2019, Fig. 3)
+# --------------------------------------------------------------------------------------------
+class FeaturePyramid(nn.Module):
+    """Lateral 1x1 convs, top-down nearest upsampling + addition, 3x3 smoothing (Fig. 3).
+
+    ``forward(features)`` takes a mapping of maps ordered fine to coarse (the backbone's
+    ``c2..c5``) and returns an ``OrderedDict`` with the same keys of ``out_channels`` maps:
+    ``P_k = smooth_k(lateral_k(C_k) + up(P'_{k+1}))``. With the weights copied it computes
+    exactly what ``torchvision.ops.FeaturePyramidNetwork`` does (tested).
+    """
+
+    def __init__(self, in_channels_list: Sequence[int], out_channels: int = 256) -> None:
+        super().__init__()
+        if not in_channels_list or min(in_channels_list) < 1 or out_channels < 1:
+            raise ValueError(
+                f"FeaturePyramid needs channel counts >= 1, got {list(in_channels_list)} "
+                f"→ {out_channels}"
+            )
+        self.lateral = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels_list)
+        self.smooth = nn.ModuleList(
+            nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in in_channels_list
+        )
+        for m in self.modules():  # the paper's (and torchvision's) initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=1)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+        names, maps = list(features), list(features.values())
+        if len(maps) != len(self.lateral):
+            raise ValueError(f"FeaturePyramid expects {len(self.lateral)} maps, got {names}")
+        top = self.lateral[-1](maps[-1])  # coarsest level: lateral only
+        results = [self.smooth[-1](top)]
+        for i in range(len(maps) - 2, -1, -1):  # top-down, coarse to fine
+            lateral = self.lateral[i](maps[i])  # lateral 1x1
+            top = lateral + resize_to(top, lateral, mode="nearest")  # upsample + add
+            results.insert(0, self.smooth[i](top))  # 3x3 smoothing
+        return OrderedDict(zip(names, results, strict=True))
+
+
+class SemanticFPNHead(nn.Module):
+    """Panoptic FPN's semantic branch (Kirillov et al. 2019, Fig. 3).
+
+    Level ``P_s`` (stride ``s`` = 4, 8, 16, 32) goes through ``max(1, log2(s / 4))`` stages
+    of 3x3 conv (``channels``), GroupNorm, ReLU, each but P4's followed by a x2 bilinear
+    upsample (to the size of the next finer level); the four stride-4 maps are summed and a
+    1x1 convolution predicts the classes (at stride 4).
+    """
+
+    def __init__(
+        self, in_ch: int, channels: int, num_classes: int, strides: Sequence[int],
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.strides = tuple(int(s) for s in strides)
+        self.branches = nn.ModuleList()
+        self.targets: list[list[int]] = []  # per level: the level whose size each stage goes to
+        for s in self.strides:
+            targets = []
+            while s > self.strides[0]:  # x2 upsampling steps down to the finest stride
+                s //= 2
+                targets.append(self.strides.index(s))
+            self.targets.append(targets)
+            stages = [
+                nn.Sequential(  # 3x3 conv, GroupNorm (32 groups in the paper), ReLU
+                    nn.Conv2d(in_ch if i == 0 else channels, channels, 3, padding=1, bias=False),
+                    group_norm(channels),
+                    nn.ReLU(inplace=True),
+                )
+                for i in range(max(1, len(targets)))
+            ]
+            self.branches.append(nn.ModuleList(stages))
+        self.dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, pyramid: Sequence[torch.Tensor]) -> torch.Tensor:
+        sizes = [p.shape[-2:] for p in pyramid]
+        total = None
+        for p, stages, targets in zip(pyramid, self.branches, self.targets, strict=True):
+            for i, stage in enumerate(stages):
+                p = stage(p)  # 3x3 conv, GroupNorm, ReLU
+                if i < len(targets):  # x2 bilinear upsample (to the finer level's size)
+                    p = resize_to(p, sizes[targets[i]])
+            total = p if total is None else total + p  # element-wise sum at stride 4
+        return self.classifier(self.dropout(total))
+
+
+@register_model("fpn", family="multiscale", paper="Lin et al., CVPR 2017; Kirillov et al., "
+                "CVPR 2019", year=2017,
+                test_kwargs={"width": 4, "pyramid_channels": 16, "segmentation_channels": 16})
+class FPN(nn.Module):
+    """FPN with a panoptic-FPN semantic head: backbone → pyramid ``P2..P5`` → head → x4.
+
+    Args:
+        in_channels, num_classes: image channels and ``K`` (logits [N, K, H, W]).
+        backbone: a ResNet/VGG name (paper: resnet50); width: its base width.
+        pyramid_channels: pyramid width (256 in the paper); segmentation_channels: the
+            semantic head's width (128 in the paper).
+        output_stride: of the backbone (32 as in the paper; 16/8 dilate the last stages).
+        full: paper sizes (ResNet-50, 256 / 128).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 12,
+        backbone: str | None = None,
+        width: int | None = None,
+        pyramid_channels: int | None = None,
+        segmentation_channels: int | None = None,
+        output_stride: int = 32,
+        dropout: float = 0.0,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"FPN: num_classes must be >= 1, got {num_classes}")
+        pyramid_channels = pyramid_channels or (256 if full else 64)
+        segmentation_channels = segmentation_channels or (128 if full else 32)
+        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
+                                       in_channels, width, output_stride, full=full)
+        ch, strides = self.backbone.channels, self.backbone.strides
+        self.pyramid = FeaturePyramid([ch[k] for k in FEATURE_KEYS], pyramid_channels)
+        self.head = SemanticFPNHead(pyramid_channels, segmentation_channels, num_classes,
+                                    [strides[k] for k in FEATURE_KEYS], dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)  # C2..C5, strides 4..32
+        pyramid = self.pyramid(feats)  # P2..P5, all pyramid_channels wide
+        logits = self.head(list(pyramid.values()))  # summed at stride 4, classified
+        return resize_to(logits, x)  # x4 bilinear upsample to the image
+
+
+# --------------------------------------------------------------------------------------------
+# PSPNet (Zhao et al. 2017, Fig. 3)
+# --------------------------------------------------------------------------------------------
+class PyramidPooling(nn.Module):
+    """The pyramid pooling module: adaptive average pooling to ``bins`` x ``bins`` (1, 2, 3, 6),
+    a 1x1 conv to ``in_ch // len(bins)`` channels per bin, bilinear upsampling back, and
+    concatenation with the input (→ ``2 * in_ch`` channels for four bins).
+
+    Norm of the pooled branches: GroupNorm (:func:`group_norm`, ≥ 2 channels per group)
+    instead of the paper's BatchNorm. BatchNorm fails on the 1x1 bin in training with batch 1
+    (one value per channel); GroupNorm normalises each image on its own, so the module works
+    with any batch size, in training and in eval.
+    """
+
+    def __init__(self, in_ch: int, bins: Sequence[int] = (1, 2, 3, 6),
+                 branch_ch: int | None = None) -> None:
+        super().__init__()
+        if not bins or min(bins) < 1:
+            raise ValueError(f"pyramid bins must be >= 1, got {list(bins)}")
+        self.bins = tuple(int(b) for b in bins)
+        branch_ch = branch_ch or max(in_ch // len(self.bins), 1)
+        self.branches = nn.ModuleList(
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(b),
+                nn.Conv2d(in_ch, branch_ch, 1, bias=False),
+                group_norm(branch_ch),
+                nn.ReLU(inplace=True),
+            )
+            for b in self.bins
+        )
+        self.out_channels = in_ch + len(self.bins) * branch_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # pool → 1x1 conv → upsample, for every bin; then concatenate with x
+        return torch.cat([x] + [resize_to(branch(x), x) for branch in self.branches], dim=1)
+
+
+@register_model("pspnet", family="multiscale", paper="Zhao et al., CVPR 2017", year=2017,
+                output="dict", test_kwargs={"width": 4, "channels": 16})
+class PSPNet(nn.Module):
+    """PSPNet: dilated ResNet (output stride 8) → pyramid pooling → 3x3 fuse → classes.
+
+    ``forward`` returns ``{"out": logits, "aux": aux_logits}`` (both [N, K, H, W]) in training
+    *and* in eval mode (``"aux"`` only when ``aux=True``, the default), like torchvision's
+    segmentation models: :func:`course_lib.train.fit` adds ``aux_weight`` (0.4, the paper's)
+    times the auxiliary loss; prediction uses ``"out"``.
+
+    Args:
+        in_channels, num_classes: image channels and ``K``.
+        backbone: ResNet name (paper: resnet50/101 dilated); width: base width.
+        output_stride: 8 (the paper) or 16.
+        bins: pooling bin sizes (1, 2, 3, 6). channels: the fusion conv's width (512 in the
+            paper). aux: add the auxiliary FCN head on ``c4``. dropout: before the classifier
+            (0.1). full: paper sizes (ResNet-50, 512 channels).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 12,
+        backbone: str | None = None,
+        width: int | None = None,
+        output_stride: int = 8,
+        bins: Sequence[int] = (1, 2, 3, 6),
+        channels: int | None = None,
+        aux: bool = True,
+        dropout: float = 0.1,
+        full: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"PSPNet: num_classes must be >= 1, got {num_classes}")
+        channels = channels or (512 if full else 64)
+        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
+                                       in_channels, width, output_stride, full=full)
+        ch = self.backbone.channels
+        self.ppm = PyramidPooling(ch["c5"], bins)
+        self.classifier = nn.Sequential(
+            ConvBNReLU(self.ppm.out_channels, channels, 3),  # 3x3 fuse
+            nn.Dropout2d(dropout),
+            nn.Conv2d(channels, num_classes, 1),
+        )
+        self.aux_classifier = FCNHead(ch["c4"], num_classes) if aux else None
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.backbone(x)  # dilated: c4, c5 at stride 8
+        out = self.classifier(self.ppm(feats["c5"]))  # pyramid pooling, fuse, classify
+        result = {"out": resize_to(out, x)}  # bilinear to the image
+        if self.aux_classifier is not None:  # deep supervision on c4 (res4b22)
+            result["aux"] = resize_to(self.aux_classifier(feats["c4"]), x)
+        return result
+
+
+__all__ = [
+    "group_norm",
+    "FCNHead",
+    "FeaturePyramid",
+    "SemanticFPNHead",
+    "FPN",
+    "PyramidPooling",
+    "PSPNet",
+]

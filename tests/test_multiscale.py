@@ -1,0 +1,148 @@
+"""FPN and PSPNet: the pyramid against torchvision's, the semantic head's stages, PSPNet's
+pyramid pooling, its auxiliary output and its batch-size behaviour."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+from torchvision.ops import FeaturePyramidNetwork
+
+from course_lib.models.multiscale import (
+    FPN,
+    FCNHead,
+    FeaturePyramid,
+    PSPNet,
+    PyramidPooling,
+    SemanticFPNHead,
+    group_norm,
+)
+
+
+def _features(n: int = 2, size: int = 45, channels: tuple[int, ...] = (8, 16, 32, 64)):
+    sizes = [size]
+    for _ in range(3):
+        sizes.append(-(-sizes[-1] // 2))  # stride-2 steps round up
+    pairs = zip(channels, sizes, strict=True)
+    return OrderedDict((f"c{i + 2}", torch.randn(n, c, s, s)) for i, (c, s) in enumerate(pairs))
+
+
+def test_feature_pyramid_equals_torchvision_with_copied_weights() -> None:
+    torch.manual_seed(0)
+    ours = FeaturePyramid([8, 16, 32, 64], 24)
+    theirs = FeaturePyramidNetwork([8, 16, 32, 64], 24)
+    ours_params, their_params = list(ours.parameters()), list(theirs.parameters())
+    assert [p.shape for p in ours_params] == [p.shape for p in their_params]
+    with torch.no_grad():
+        for a, b in zip(ours_params, their_params, strict=True):
+            a.copy_(torch.randn_like(a))
+            b.copy_(a)
+    feats = _features()  # odd sizes 45, 23, 12, 6
+    expected, got = theirs(feats), ours(feats)
+    assert list(got) == list(expected) == ["c2", "c3", "c4", "c5"]
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-5)
+    # the comparison can fail: an FPN without the top-down addition differs
+    with torch.no_grad():
+        ours.lateral[-1].weight.zero_()
+        ours.lateral[-1].bias.zero_()
+    assert not torch.allclose(ours(feats)["c2"], expected["c2"], atol=1e-3)
+
+
+def test_feature_pyramid_rejects_wrong_number_of_maps() -> None:
+    with pytest.raises(ValueError, match="expects 4 maps"):
+        FeaturePyramid([8, 16, 32, 64], 16)(OrderedDict(list(_features().items())[:3]))
+    with pytest.raises(ValueError, match="channel counts"):
+        FeaturePyramid([], 16)
+
+
+def test_semantic_head_stages_and_stride4_output() -> None:
+    head = SemanticFPNHead(16, 8, 5, strides=(4, 8, 16, 32))
+    assert [len(b) for b in head.branches] == [1, 1, 2, 3]  # P2: conv only; P5: 3 x (conv, x2)
+    assert all(isinstance(stage[1], nn.GroupNorm) for b in head.branches for stage in b)
+    pyramid = list(_features(channels=(16, 16, 16, 16)).values())  # sizes 45, 23, 12, 6
+    assert head(pyramid).shape == (2, 5, 45, 45)  # stride 4 of a 180-pixel image
+    # dilated backbone (strides 4, 8, 8, 8): every level still ends at stride 4
+    head8 = SemanticFPNHead(16, 8, 5, strides=(4, 8, 8, 8))
+    assert head8.targets == [[], [0], [0], [0]]
+    maps = [torch.randn(1, 16, 12, 12)] + [torch.randn(1, 16, 6, 6) for _ in range(3)]
+    assert head8(maps).shape == (1, 5, 12, 12)
+
+
+def test_fpn_full_config_sizes_and_forward_shapes() -> None:
+    with torch.device("meta"):
+        full = FPN(num_classes=21, full=True)
+    assert full.pyramid.smooth[0].out_channels == 256
+    assert full.head.classifier.in_channels == 128
+    assert full.head.branches[0][0][1].num_groups == 32  # the paper's GroupNorm(32)
+    model = FPN(num_classes=4, width=4, pyramid_channels=16, segmentation_channels=8).eval()
+    for size in [(64, 64), (45, 61)]:
+        with torch.no_grad():
+            assert model(torch.rand(1, 3, *size)).shape == (1, 4, *size)
+    dilated = FPN(num_classes=4, width=4, output_stride=8).eval()
+    with torch.no_grad():
+        assert dilated(torch.rand(1, 3, 40, 40)).shape == (1, 4, 40, 40)
+
+
+def test_group_norm_never_normalises_a_single_value() -> None:
+    assert group_norm(512).num_groups == 32
+    assert group_norm(16).num_groups == 8
+    assert group_norm(6).num_groups == 2  # 3 channels per group
+    assert isinstance(group_norm(1), nn.Identity)
+
+
+def test_pyramid_pooling_bins_channels_and_batch_one_training() -> None:
+    ppm = PyramidPooling(32, bins=(1, 2, 3, 6))
+    assert ppm.out_channels == 64  # x concatenated with 4 branches of 32 / 4
+    assert [b[0].output_size for b in ppm.branches] == [1, 2, 3, 6]
+    ppm.train()
+    out = ppm(torch.randn(1, 32, 13, 11))  # batch 1 in training: GroupNorm, not BatchNorm
+    assert out.shape == (1, 64, 13, 11)
+    assert torch.isfinite(out).all()
+    # the 1x1 bin's branch is constant over the image and not dead
+    global_branch = out[:, 32:40]
+    assert torch.allclose(global_branch, global_branch[..., :1, :1].expand_as(global_branch))
+    # the trap the GroupNorm avoids: BatchNorm on the 1x1 bin fails with batch 1 in training
+    bn_branch = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(32, 8, 1), nn.BatchNorm2d(8))
+    with pytest.raises(ValueError, match="more than 1 value"):
+        bn_branch.train()(torch.randn(1, 32, 13, 11))
+    with pytest.raises(ValueError, match="bins"):
+        PyramidPooling(32, bins=(0, 2))
+
+
+def test_pspnet_returns_out_and_aux_in_train_and_eval() -> None:
+    torch.manual_seed(0)
+    model = PSPNet(num_classes=5, width=4, channels=16)
+    assert model.backbone.strides["c5"] == 8  # dilated ResNet, output stride 8
+    x = torch.rand(2, 3, 45, 37)
+    for mode in (True, False):
+        model.train(mode)
+        with torch.no_grad():
+            out = model(x)
+        assert set(out) == {"out", "aux"}
+        assert out["out"].shape == out["aux"].shape == (2, 5, 45, 37)
+    with torch.no_grad():
+        assert model.eval()(x[:1])["out"].shape == (1, 5, 45, 37)  # batch 1 in eval
+    assert set(PSPNet(num_classes=5, width=4, aux=False).eval()(x)) == {"out"}
+
+
+def test_pspnet_full_config_and_aux_weight_in_fit_loss() -> None:
+    with torch.device("meta"):
+        full = PSPNet(num_classes=21, full=True)
+    assert full.ppm.branches[0][1].out_channels == 512  # 2048 / 4 per bin
+    assert full.classifier[0][0].out_channels == 512
+    assert full.aux_classifier[0][0].in_channels == 1024  # on c4
+    assert full.aux_classifier[0][0].out_channels == 256  # in / 4, torchvision's FCNHead
+    assert isinstance(FCNHead(64, 3)[1], nn.Dropout)
+
+    from course_lib.train import _compute_loss
+
+    torch.manual_seed(0)
+    model = PSPNet(num_classes=3, width=4, channels=16).train()
+    x, y = torch.rand(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32))
+    out = model(x)
+    ce = nn.functional.cross_entropy
+    expected = ce(out["out"], y) + 0.4 * ce(out["aux"], y)
+    torch.testing.assert_close(_compute_loss(out, y, ce, 0.4), expected)

@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 DATA_STAMP := data/.prepared
 PROFILE ?= standard
 NB ?= 00
+# JupyterLab refuses to start as root (containers, CI boxes) unless told it may.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test setup data lint run student bench clean-data
 
@@ -25,7 +27,7 @@ $(DATA_STAMP): $(STAMP)
 	touch $@
 
 lab: setup data
-	$(VENV)/bin/jupyter lab notebooks/00_introduction.ipynb
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/00_introduction.ipynb
 
 lint: setup
 	$(PY) -m ruff check course_lib tests

@@ -70,3 +70,10 @@ def test_bad_constructor_arguments() -> None:
         build_model("baseline", width=0)
     with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
         build_model("baseline")(torch.rand(3, 32, 32))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_rejects_zero_classes_clearly(name: str) -> None:
+    spec = get_spec(name)
+    with pytest.raises(ValueError, match="num_classes"):
+        spec.builder(**{**spec.test_kwargs, "num_classes": 0})

@@ -133,3 +133,18 @@ __all__ = [
     "DepthwiseSeparableConv",
     "resize_to",
 ]
+
+
+def check_channels(name: str, in_channels: int, num_classes: int) -> None:
+    """Constructor check shared by every model: at least one input channel and one class."""
+    if in_channels < 1 or num_classes < 1:
+        raise ValueError(
+            f"{name}: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}"
+        )
+
+
+def check_input(name: str, x: torch.Tensor, in_channels: int, spatial_dims: int = 2) -> None:
+    """Forward check: ``x`` is [N, in_channels, H, W] (or [N, C, D, H, W] for 3D models)."""
+    if x.dim() != spatial_dims + 2 or x.shape[1] != in_channels:
+        axes = "H, W" if spatial_dims == 2 else "D, H, W"
+        raise ValueError(f"{name}: expected input [N, {in_channels}, {axes}], got {tuple(x.shape)}")

@@ -46,7 +46,7 @@ from torch import nn
 
 from . import register_model
 from .backbones import build_backbone
-from .blocks import ConvBNReLU, DepthwiseSeparableConv, resize_to
+from .blocks import ConvBNReLU, DepthwiseSeparableConv, check_channels, resize_to
 from .crf import DEEPLAB_CRF, CRFParams, dense_crf
 from .multiscale import FCNHead
 
@@ -140,8 +140,7 @@ class DeepLabV1(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"DeepLabV1: num_classes must be >= 1, got {num_classes}")
+        check_channels("DeepLabV1", in_channels, num_classes)
         fc_channels = fc_channels or (1024 if full else 256)
         rate = rate or (12 if full else 4)
         self.backbone = build_backbone(backbone or ("vgg16" if full else "vgg_tiny"),
@@ -223,8 +222,7 @@ class DeepLabV2(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"DeepLabV2: num_classes must be >= 1, got {num_classes}")
+        check_channels("DeepLabV2", in_channels, num_classes)
         rates = tuple(rates) if rates else aspp_rates(V2_RATES, 8, output_stride)
         self.backbone = build_backbone(backbone or ("resnet101" if full else "resnet_tiny"),
                                        in_channels, width, output_stride, full=full)
@@ -312,8 +310,7 @@ class DeepLabV3(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"DeepLabV3: num_classes must be >= 1, got {num_classes}")
+        check_channels("DeepLabV3", in_channels, num_classes)
         channels = channels or (256 if full else 64)
         rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
         self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
@@ -362,8 +359,7 @@ class DeepLabV3Plus(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"DeepLabV3Plus: num_classes must be >= 1, got {num_classes}")
+        check_channels("DeepLabV3Plus", in_channels, num_classes)
         channels = channels or (256 if full else 64)
         rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
         self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),

@@ -44,20 +44,8 @@ from torch import nn
 
 from . import register_model
 from .backbones import VGG_DEPTHS, BasicBlock, Bottleneck, build_backbone
-from .blocks import ConvBNReLU, resize_to
+from .blocks import ConvBNReLU, check_channels, check_input, resize_to
 from .fcn import crop_to
-
-
-def _check_channels(name: str, in_channels: int, num_classes: int) -> None:
-    if in_channels < 1 or num_classes < 1:
-        raise ValueError(
-            f"{name}: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}"
-        )
-
-
-def _check_input(name: str, x: torch.Tensor, in_channels: int) -> None:
-    if x.dim() != 4 or x.shape[1] != in_channels:
-        raise ValueError(f"{name}: expected input [N, {in_channels}, H, W], got {tuple(x.shape)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,7 +142,7 @@ class SegNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check_channels("SegNet", in_channels, num_classes)
+        check_channels("SegNet", in_channels, num_classes)
         width = width or (64 if full else 16)
         depths = _check_depths("SegNet", depths or VGG_DEPTHS["vgg16"])
         widths = _stage_widths(width, len(depths))
@@ -175,7 +163,7 @@ class SegNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
         """Encoder: the bottom map and what the decoder keeps — (indices, size) per stage."""
-        _check_input("SegNet", x, self.in_channels)
+        check_input("SegNet", x, self.in_channels)
         kept = []
         for stage in self.encoder:
             x, indices, size = self.pool(stage(x))  # conv, then pool with indices
@@ -227,7 +215,7 @@ class DeconvNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check_channels("DeconvNet", in_channels, num_classes)
+        check_channels("DeconvNet", in_channels, num_classes)
         width = width or (64 if full else 16)
         depths = _check_depths("DeconvNet", depths or VGG_DEPTHS["vgg16"])
         fc_channels = fc_channels or (4096 if full else 16 * width)
@@ -254,7 +242,7 @@ class DeconvNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
         """Convolution network: the fc7 map and the pooling switches of every stage."""
-        _check_input("DeconvNet", x, self.in_channels)
+        check_input("DeconvNet", x, self.in_channels)
         kept = []
         for stage in self.encoder:
             x, indices, size = self.pool(stage(x))
@@ -331,7 +319,7 @@ class LinkNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check_channels("LinkNet", in_channels, num_classes)
+        check_channels("LinkNet", in_channels, num_classes)
         if not backbone.startswith("resnet"):
             raise ValueError(f"LinkNet needs a ResNet backbone, got {backbone!r}")
         width = width or (64 if full else 16)
@@ -493,7 +481,7 @@ class HRNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check_channels("HRNet", in_channels, num_classes)
+        check_channels("HRNet", in_channels, num_classes)
         widths = tuple(widths or ((16, 32, 64, 128) if full else (8, 16, 32, 64)))
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f"HRNet needs 4 stream widths >= 1, got {widths!r}")
@@ -527,7 +515,7 @@ class HRNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input("HRNet", x, self.in_channels)
+        check_input("HRNet", x, self.in_channels)
         xs = [self.stage1(self.stem(x))]  # one stream at /4
         for transition, stage in zip(self.transitions, self.stages, strict=True):
             xs = stage(transition(xs))  # add a lower-resolution stream, then modules

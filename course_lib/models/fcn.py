@@ -38,6 +38,7 @@ from torch import nn
 
 from . import register_model
 from .backbones import build_backbone
+from .blocks import check_channels
 
 VARIANTS = {"32s": (), "16s": ("c4",), "8s": ("c4", "c3")}  # skips fused, coarse to fine
 
@@ -186,10 +187,7 @@ class FCN(nn.Module):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"FCN variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(
-                f"FCN: num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}"
-            )
+        check_channels("FCN", in_channels, num_classes)
         backbone = backbone or ("vgg16" if full else "vgg_tiny")
         width = width or (64 if full else 16)
         fc_channels = fc_channels or (4096 if full else 16 * width)

@@ -38,7 +38,7 @@ from torch import nn
 
 from . import register_model
 from .backbones import FEATURE_KEYS, build_backbone
-from .blocks import ConvBNReLU, resize_to
+from .blocks import ConvBNReLU, check_channels, resize_to
 
 
 def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 2) -> nn.Module:
@@ -183,8 +183,7 @@ class FPN(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"FPN: num_classes must be >= 1, got {num_classes}")
+        check_channels("FPN", in_channels, num_classes)
         pyramid_channels = pyramid_channels or (256 if full else 64)
         segmentation_channels = segmentation_channels or (128 if full else 32)
         self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
@@ -271,8 +270,7 @@ class PSPNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"PSPNet: num_classes must be >= 1, got {num_classes}")
+        check_channels("PSPNet", in_channels, num_classes)
         channels = channels or (512 if full else 64)
         self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
                                        in_channels, width, output_stride, full=full)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from . import register_model
-from .blocks import DoubleConv, make_norm, resize_to
+from .blocks import DoubleConv, check_channels, check_input, make_norm, resize_to
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,19 +64,6 @@ def crop_and_concat(skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """
     shape = [min(a, b) for a, b in zip(skip.shape[2:], up.shape[2:], strict=True)]
     return torch.cat([center_crop(skip, shape), center_crop(up, shape)], dim=1)
-
-
-def _check(name: str, in_channels: int, num_classes: int) -> None:
-    if in_channels < 1 or num_classes < 1:
-        raise ValueError(
-            f"{name}: in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}"
-        )
-
-
-def _check_input(name: str, x: torch.Tensor, in_channels: int, dims: int) -> None:
-    if x.dim() != dims + 2 or x.shape[1] != in_channels:
-        axes = "H, W" if dims == 2 else "D, H, W"
-        raise ValueError(f"{name}: expected input [N, {in_channels}, {axes}], got {tuple(x.shape)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,7 +119,7 @@ class UNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check("UNet", in_channels, num_classes)
+        check_channels("UNet", in_channels, num_classes)
         width = width or (64 if full else 16)
         if depth < 1 or width < 1:
             raise ValueError(f"UNet: depth and width must be >= 1, got {depth}, {width}")
@@ -146,7 +133,7 @@ class UNet(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Contracting path: the bottleneck map and the skip features (finest first)."""
-        _check_input("UNet", x, self.in_channels, 2)
+        check_input("UNet", x, self.in_channels, 2)
         skips = [self.inc(x)]
         for down in self.down:
             skips.append(down(self.pool(skips[-1])))  # max-pool 2x2, double conv
@@ -201,7 +188,7 @@ class UNetPlusPlus(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check("UNetPlusPlus", in_channels, num_classes)
+        check_channels("UNetPlusPlus", in_channels, num_classes)
         width = width or (32 if full else 16)
         if depth < 1 or width < 1:
             raise ValueError(f"UNetPlusPlus: depth and width must be >= 1, got {depth}, {width}")
@@ -225,7 +212,7 @@ class UNetPlusPlus(nn.Module):
     def forward(
         self, x: torch.Tensor, level: int | None = None
     ) -> torch.Tensor | dict[str, torch.Tensor]:
-        _check_input("UNetPlusPlus", x, self.in_channels, 2)
+        check_input("UNetPlusPlus", x, self.in_channels, 2)
         if level is not None and not self.deep_supervision:
             raise ValueError("pruning (level=...) needs heads on every column: "
                              "build with deep_supervision=True")
@@ -295,7 +282,7 @@ class UNet3D(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check("UNet3D", in_channels, num_classes)
+        check_channels("UNet3D", in_channels, num_classes)
         width = width or (64 if full else 16)
         if depth < 1 or width < 1:
             raise ValueError(f"UNet3D: depth and width must be >= 1, got {depth}, {width}")
@@ -318,7 +305,7 @@ class UNet3D(nn.Module):
         self.classifier = nn.Conv3d(chs[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input("UNet3D", x, self.in_channels, 3)
+        check_input("UNet3D", x, self.in_channels, 3)
         skips = [self.inc(x)]
         for down in self.down:  # analysis path
             skips.append(down(self.pool(skips[-1])))
@@ -387,7 +374,7 @@ class VNet(nn.Module):
         full: bool = False,
     ) -> None:
         super().__init__()
-        _check("VNet", in_channels, num_classes)
+        check_channels("VNet", in_channels, num_classes)
         if full:
             width, depth = 16, 4
         convs = tuple(convs) if convs is not None else (1, 2, 3, 3, 3)[: depth + 1]
@@ -417,7 +404,7 @@ class VNet(nn.Module):
         self.classifier = nn.Conv3d(2 * chs[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input("VNet", x, self.in_channels, 3)
+        check_input("VNet", x, self.in_channels, 3)
         m = 2**self.depth
         size = tuple(x.shape[2:])
         if any(s % m for s in size):

@@ -60,6 +60,16 @@ def _as_float_image(image: torch.Tensor | np.ndarray, name: str = "image") -> to
     return t.float() / 255.0
 
 
+def _as_chw_image(image: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """A float ``[C, H, W]`` image in [0, 1] from ``[H, W]`` or ``[C, H, W]`` input."""
+    t = _as_float_image(image)
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3:
+        raise ValueError(f"image must be [H, W] or [C, H, W], got shape {tuple(t.shape)}")
+    return t
+
+
 def to_gray(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Grey levels ``[H, W]`` in [0, 1] from an RGB ``[3, H, W]`` or grey ``[H, W]``/``[1, H, W]``.
 
@@ -173,11 +183,7 @@ def threshold_segment(
 
 def _features(image: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Per-pixel colour features ``[H*W, C]`` from ``[C, H, W]`` or ``[H, W]``."""
-    t = _as_float_image(image)
-    if t.ndim == 2:
-        t = t[None]
-    if t.ndim != 3:
-        raise ValueError(f"image must be [H, W] or [C, H, W], got shape {tuple(t.shape)}")
+    t = _as_chw_image(image)
     return t.reshape(t.shape[0], -1).T.contiguous()
 
 
@@ -313,11 +319,7 @@ def region_growing(
     if tol < 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
     _check_connectivity(connectivity)
-    img = _as_float_image(image)
-    if img.ndim == 2:
-        img = img[None]
-    if img.ndim != 3:
-        raise ValueError(f"image must be [H, W] or [C, H, W], got shape {tuple(img.shape)}")
+    img = _as_chw_image(image)
     _, h, w = img.shape
     region = _seed_mask(seeds, h, w)
     if not bool(region.any()):
@@ -378,11 +380,7 @@ def seeded_region_growing(
     if tol < 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
     _check_connectivity(connectivity)
-    img = _as_float_image(image)
-    if img.ndim == 2:
-        img = img[None]
-    if img.ndim != 3:
-        raise ValueError(f"image must be [H, W] or [C, H, W], got shape {tuple(img.shape)}")
+    img = _as_chw_image(image)
     c, h, w = img.shape
     labels = _as_tensor(seed_labels, "seed_labels")
     if labels.is_floating_point() or labels.dtype == torch.bool or tuple(labels.shape) != (h, w):

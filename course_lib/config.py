@@ -48,6 +48,9 @@ class Profile:
     gan_epochs: int = 15  # passes over the crops when training a GAN
     # Notebooks 00 and 18: a short training run on freshly generated images.
     demo_steps: int = 300  # optimiser steps of the short baseline training demos
+    # Notebook 05: FCN-32s from scratch, then each fine-tuning stage (FCN-16s/8s, ParseNet).
+    fcn_epochs: int = 12  # stage 1: FCN-32s from scratch
+    fcn_finetune_epochs: int = 6  # stage 2: each model started from the stage-1 FCN-32s
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -58,7 +61,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick", image_size=64, num_train=64, num_val=16, batch_size=16, epochs=2,
         width=8, lr=3e-3, num_workers=0, classic_samples=8, bench_repeats=3,
-        seq_steps=120, gan_epochs=4, demo_steps=240,
+        seq_steps=120, gan_epochs=4, demo_steps=240, fcn_epochs=1, fcn_finetune_epochs=1,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -68,6 +71,7 @@ PROFILES: dict[str, Profile] = {
         name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
         seq_len=100, seq_steps=1000, gan_epochs=50, demo_steps=3000,
+        fcn_epochs=20, fcn_finetune_epochs=12,
     ),
 }
 

@@ -237,15 +237,7 @@ def kmeans_segment(
 
 def _dilate(mask: torch.Tensor, connectivity: int = 8) -> torch.Tensor:
     """Binary dilation of a bool ``[H, W]`` mask with a 3x3 square (8) or a cross (4)."""
-    x = mask[None, None].float()
-    if connectivity == 8:
-        out = F.max_pool2d(x, 3, stride=1, padding=1)
-    else:
-        out = torch.maximum(
-            F.max_pool2d(x, (3, 1), stride=1, padding=(1, 0)),
-            F.max_pool2d(x, (1, 3), stride=1, padding=(0, 1)),
-        )
-    return out[0, 0] > 0
+    return _neighbour_max(mask[None, None].float(), connectivity) > 0
 
 
 def _neighbour_max(x: torch.Tensor, connectivity: int) -> torch.Tensor:

@@ -110,6 +110,17 @@ def _check_depths(name: str, depths: Sequence[int]) -> tuple[int, ...]:
 # --------------------------------------------------------------------------------------------
 # SegNet (Badrinarayanan et al. 2017, Fig. 2)
 # --------------------------------------------------------------------------------------------
+def _encode_with_indices(
+    stages: nn.ModuleList, pool: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
+    """SegNet / DeconvNet encoder: each stage's convs, then a max-pool that keeps its indices."""
+    kept = []
+    for stage in stages:
+        x, indices, size = pool(stage(x))
+        kept.append((indices, size))
+    return x, kept
+
+
 @register_model("segnet", family="encoder-decoder",
                 paper="Badrinarayanan, Kendall & Cipolla, TPAMI 2017", year=2017,
                 test_kwargs={"width": 4, "depths": (1, 1, 1)})
@@ -164,11 +175,7 @@ class SegNet(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
         """Encoder: the bottom map and what the decoder keeps — (indices, size) per stage."""
         check_input("SegNet", x, self.in_channels)
-        kept = []
-        for stage in self.encoder:
-            x, indices, size = self.pool(stage(x))  # conv, then pool with indices
-            kept.append((indices, size))
-        return x, kept
+        return _encode_with_indices(self.encoder, self.pool, x)
 
     def decode(self, x: torch.Tensor, kept: list[tuple[torch.Tensor, torch.Size]]) -> torch.Tensor:
         for stage, (indices, size) in zip(reversed(self.decoder), reversed(kept), strict=True):
@@ -243,10 +250,7 @@ class DeconvNet(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
         """Convolution network: the fc7 map and the pooling switches of every stage."""
         check_input("DeconvNet", x, self.in_channels)
-        kept = []
-        for stage in self.encoder:
-            x, indices, size = self.pool(stage(x))
-            kept.append((indices, size))
+        x, kept = _encode_with_indices(self.encoder, self.pool, x)
         return self.fc(x), kept
 
     def decode(self, x: torch.Tensor, kept: list[tuple[torch.Tensor, torch.Size]]) -> torch.Tensor:

@@ -63,6 +63,7 @@ __all__ = [
     "iou_per_class",
     "mean_iou",
     "mean_pixel_accuracy",
+    "pair_confusion",
     "per_image_miou",
     "pixel_accuracy",
     "precision_recall_f1",
@@ -440,6 +441,35 @@ def per_image_miou(
     ious = iou_per_class(counts.view(n, k, k))  # [N, K]
     per_image = torch.nanmean(ious, dim=1)  # NaN for a fully ignored image
     return _float(torch.nanmean(per_image))
+
+
+def pair_confusion(cm: Tensor, pair: tuple[int, int]) -> dict[str, float]:
+    """How a model labels the pixels of two look-alike classes (e.g. car vs boat).
+
+    From the confusion matrix ``cm`` (rows = target), over all target pixels of either class:
+    ``right`` (given its own class), ``swapped`` (given the other member of the pair),
+    ``missed`` (given any third class), and ``pair_accuracy`` = right / (right + swapped),
+    which asks only "once found, is it named right?" (0.5 = the pair is a coin toss; NaN when
+    the model never predicts either member on those pixels).
+    """
+    k = cm.shape[0]
+    if cm.dim() != 2 or cm.shape[1] != k:
+        raise ValueError(f"cm must be a square [K, K] matrix, got shape {tuple(cm.shape)}")
+    a, b = (int(c) for c in pair)
+    if a == b or not (0 <= a < k and 0 <= b < k):
+        raise ValueError(f"pair must be two different classes in 0..{k - 1}, got {pair}")
+    cm = cm.double()
+    total = cm[a].sum() + cm[b].sum()
+    right, swapped = cm[a, a] + cm[b, b], cm[a, b] + cm[b, a]
+    found = right + swapped
+    share = (lambda x: float("nan")) if total == 0 else (lambda x: float(x / total))
+    return {
+        "right": share(right),
+        "swapped": share(swapped),
+        "missed": share(total - found),
+        "pair_accuracy": float(right / found) if found > 0 else float("nan"),
+        "pixels": int(total),
+    }
 
 
 # --------------------------------------------------------------------------------------

@@ -272,3 +272,33 @@ def test_benchmark_small() -> None:
     out = M.benchmark_vs_torchmetrics(batch=2, size=32, num_classes=5, repeats=1)
     assert {"ours_ms", "torchmetrics_ms", "speedup", "miou"} <= set(out)
     assert out["ours_ms"] > 0 and 0 <= out["miou"] <= 1
+
+
+def test_pair_confusion_against_hand_counts() -> None:
+    from course_lib.metrics import pair_confusion
+
+    # target: 4 car (1) pixels, 2 boat (2) pixels; pred: 2 cars right, 1 car -> boat,
+    # 1 car -> background, boat pixels: 1 right, 1 -> car
+    target = torch.tensor([[1, 1, 1, 1, 2, 2, 0, 0]])
+    pred = torch.tensor([[1, 1, 2, 0, 2, 1, 0, 0]])
+    out = pair_confusion(M.confusion_matrix(pred, target, 3), (1, 2))
+    assert out["pixels"] == 6
+    assert out["right"] == pytest.approx(3 / 6)
+    assert out["swapped"] == pytest.approx(2 / 6)
+    assert out["missed"] == pytest.approx(1 / 6)
+    assert out["pair_accuracy"] == pytest.approx(3 / 5)
+
+
+def test_pair_confusion_rejects_bad_pairs_and_handles_absent_classes() -> None:
+    from course_lib.metrics import pair_confusion
+
+    cm = torch.zeros(3, 3, dtype=torch.long)
+    cm[0, 0] = 5
+    out = pair_confusion(cm, (1, 2))
+    assert math.isnan(out["right"]) and math.isnan(out["pair_accuracy"]) and out["pixels"] == 0
+    with pytest.raises(ValueError, match="two different classes"):
+        pair_confusion(cm, (1, 1))
+    with pytest.raises(ValueError, match="two different classes"):
+        pair_confusion(cm, (1, 3))
+    with pytest.raises(ValueError, match="square"):
+        pair_confusion(torch.zeros(3, 4), (1, 2))

@@ -43,7 +43,8 @@ __all__ = [
 ]
 
 VOID_COLOR = np.array([224, 224, 192], dtype=np.uint8)  # VOC's colour for the void label
-ERROR_COLOR = np.array([230, 30, 30], dtype=np.uint8)
+# Black: no class of any palette here is black, and it stands out on the lightened image.
+ERROR_COLOR = np.array([0, 0, 0], dtype=np.uint8)
 
 
 class CourseFigure(Figure):
@@ -258,6 +259,14 @@ def _legend_handles(labels_seen: np.ndarray, colors: np.ndarray,
     return handles
 
 
+def error_map(rgb: np.ndarray, wrong: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The image lightened and faded, wrong pixels in ``ERROR_COLOR``, void pixels grey."""
+    err = 0.35 * rgb + 0.55
+    err[wrong] = ERROR_COLOR / 255.0
+    err[~valid] = 0.4
+    return err
+
+
 def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
                            class_names: Sequence[str] | None = None,
                            palette: str | np.ndarray | Sequence | None = None,
@@ -266,7 +275,7 @@ def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
     """One row per sample: image | ground truth | prediction | error map.
 
     ``images`` ``[N,C,H,W]``, ``targets`` and ``preds`` ``[N,H,W]`` (tensors, arrays or lists).
-    The error map shows wrong pixels in red over a dimmed image (void pixels grey).
+    The error map shows wrong pixels in black over a lightened image (void pixels grey).
     """
     image_list, target_list, pred_list = _batch(images), _batch(targets), _batch(preds)
     if not image_list:
@@ -303,11 +312,8 @@ def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
             if show_error:
                 valid = target != ignore_index
                 wrong = (pred != target) & valid
-                err = 0.35 * rgb + 0.3
-                err[wrong] = ERROR_COLOR / 255.0
-                err[~valid] = 0.5
                 accuracy = 1.0 - wrong.sum() / max(valid.sum(), 1)
-                panels.append(err)
+                panels.append(error_map(rgb, wrong, valid))
         for c, panel in enumerate(panels):
             ax = axes[r, c]
             ax.imshow(panel, interpolation="nearest")

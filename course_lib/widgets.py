@@ -333,11 +333,8 @@ class PredictionBrowser(_Explorer):
                 ax.imshow(paint(pred), interpolation="nearest")
             else:
                 wrong = ((pred != target) & valid).numpy()
-                err = 0.35 * rgb + 0.3
-                err[wrong] = viz.ERROR_COLOR / 255.0
-                err[~valid.numpy()] = 0.5
-                ax.imshow(err, interpolation="nearest")
-                ax.set_xlabel(f"{wrong.sum()} wrong pixels (red)")
+                ax.imshow(viz.error_map(rgb, wrong, valid.numpy()), interpolation="nearest")
+                ax.set_xlabel(f"{wrong.sum()} wrong pixels (black)")
             ax.set_title(name + (" (overlay)" if use_overlay and name != "error map" else ""))
         for ax in axes:
             ax.set_xticks([])

@@ -51,6 +51,23 @@ class Profile:
     # Notebook 05: FCN-32s from scratch, then each fine-tuning stage (FCN-16s/8s, ParseNet).
     fcn_epochs: int = 12  # stage 1: FCN-32s from scratch
     fcn_finetune_epochs: int = 6  # stage 2: each model started from the stage-1 FCN-32s
+    context_size: int = 160  # notebook 05: 'context'-variant images (object far from road/water)
+    context_train: int = 128  # notebook 05: training images of the context experiment
+    # Notebook 08 (medical): few microscopy images, and small 3D volumes.
+    medical_size: int = 64  # side of the microscopy-variant images
+    medical_train: int = 10  # training images of the few-images U-Net lessons
+    medical_steps: int = 200  # optimiser steps of each 2D U-Net run
+    volume_size: int = 24  # side of the 3D volumes (variant "volume"; a multiple of 8)
+    volume_train: int = 16  # training volumes
+    volume_steps: int = 150  # optimiser steps of each 3D run
+    # Notebook 11 (DeepLab): epochs of each of its six from-scratch trainings.
+    deeplab_epochs: int = 4
+    # Notebook 07 (DeconvNet, SegNet, LinkNet, HRNet): epochs of each training, same budget.
+    encdec_epochs: int = 5
+    # Notebook 09 (FPN, PSPNet): epochs of each of its five from-scratch trainings, and of
+    # each fine-tuning on the context world.
+    multiscale_epochs: int = 8
+    multiscale_context_epochs: int = 6
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -62,6 +79,10 @@ PROFILES: dict[str, Profile] = {
         name="quick", image_size=64, num_train=64, num_val=16, batch_size=16, epochs=2,
         width=8, lr=3e-3, num_workers=0, classic_samples=8, bench_repeats=3,
         seq_steps=120, gan_epochs=4, demo_steps=240, fcn_epochs=1, fcn_finetune_epochs=1,
+        context_size=64, context_train=32,
+        medical_size=48, medical_train=6, medical_steps=15, volume_size=16, volume_train=4,
+        volume_steps=10, deeplab_epochs=1, encdec_epochs=1,
+        multiscale_epochs=2, multiscale_context_epochs=1,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -70,8 +91,11 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
+        deeplab_epochs=30, encdec_epochs=30, multiscale_epochs=30, multiscale_context_epochs=15,
         seq_len=100, seq_steps=1000, gan_epochs=50, demo_steps=3000,
-        fcn_epochs=20, fcn_finetune_epochs=12,
+        fcn_epochs=20, fcn_finetune_epochs=12, context_size=320, context_train=1024,
+        medical_size=256, medical_train=30, medical_steps=3000, volume_size=64,
+        volume_train=64, volume_steps=2000,
     ),
 }
 

@@ -20,6 +20,27 @@ One sample yields semantic, instance (visible masks, XYXY boxes, labels) and pan
 targets. Rasterisation uses NumPy coordinate grids, restricted to each object's bounding
 box, so one core makes well over a thousand 128 x 128 images per second
 (:func:`generation_speed`).
+
+Two further variants serve the medical lesson (notebook 08), each with its own
+``class_names`` / ``palette`` / ``num_classes`` on the data set:
+
+* ``variant="microscopy"``: electron-microscopy-like sections of touching cells, a Voronoi
+  tessellation of jittered seeds under a smooth warp. Cells are separated by thin dark
+  membranes (1-3 px; two different cells are never 4-neighbours), cytoplasm is granular,
+  dark mitochondria-like organelles lie *inside* cells (dark, but not membrane), then blur
+  and noise. **One grey channel**: image ``[1,H,W]`` (like :class:`~course_lib.data.formats.
+  EMStack`), mask ``[H,W]`` with ``0 = membrane``, ``1 = cell`` (the ISBI 2012 convention),
+  instance ids ``1..M`` per cell (0 on membranes) for :func:`course_lib.losses.unet_weight_map`.
+* ``variant="volume"``: 3D volumes, image ``[1,D,H,W]`` (``D = H = W = image_size``, default
+  the profile's ``volume_size``) and mask ``[D,H,W]``: an organ-like blob in a darker
+  surround, and 1-3 small brighter "lesions" (class 1) that together cover **at most 1 %**
+  of the voxels (0.2-0.7 % on average): the class imbalance of V-Net's Dice-loss lesson.
+  Only ``target="semantic"``; no depth channel, no VOC/COCO export.
+
+The ``variant="context"`` (notebook 05, ParseNet) keeps the shapes classes but makes the
+car/boat pair a *global* context problem: one car or boat stands on grass at least half the
+image away from the only road (car) or river (boat) of the scene, so its local surround is
+the same for both classes. No depth channel, no VOC/COCO export.
 """
 
 from __future__ import annotations
@@ -91,7 +112,7 @@ PALETTE: np.ndarray = np.array(
 )
 VOID_COLOUR = (224, 224, 192)  # as in PASCAL VOC
 
-VARIANTS: tuple[str, ...] = ("default",)
+VARIANTS: tuple[str, ...] = ("default", "microscopy", "volume", "context")  # append only
 TARGETS: tuple[str, ...] = ("semantic", "all")
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 GENERATOR_VERSION = 1  # bump when the drawing changes: it invalidates the on-disk cache
@@ -459,8 +480,242 @@ def _draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict
     return out
 
 
+# --------------------------------------------------------------------------------------
+# Medical variants (notebook 08): EM-like touching cells, and 3D volumes with tiny lesions
+# --------------------------------------------------------------------------------------
+MICROSCOPY_CLASS_NAMES: tuple[str, ...] = ("membrane", "cell")  # 0 = membrane, as in ISBI
+MICROSCOPY_PALETTE: np.ndarray = np.array([[200, 30, 60], [225, 225, 205]], dtype=np.uint8)
+VOLUME_CLASS_NAMES: tuple[str, ...] = ("background", "lesion")
+VOLUME_PALETTE: np.ndarray = np.array([[40, 40, 40], [250, 200, 30]], dtype=np.uint8)
+MEMBRANE, CELL = 0, 1
+LESION = 1
+MAX_LESION_FRACTION = 0.01  # the volume variant's foreground never exceeds 1 % of the voxels
+
+
+def _smooth_field(rng: np.random.Generator, channels: int, cells: int,
+                  shape: tuple[int, ...]) -> np.ndarray:
+    """``channels`` smooth random fields of ``shape`` (2D bicubic / 3D trilinear upsampling of
+    a ``cells``-per-side normal grid); values roughly in [-2, 2]. Returns [channels, *shape]."""
+    low = rng.standard_normal((1, channels, *([max(2, cells)] * len(shape)))).astype(np.float32)
+    mode = "bicubic" if len(shape) == 2 else "trilinear"
+    up = torch.nn.functional.interpolate(torch.from_numpy(low), size=tuple(shape), mode=mode,
+                                         align_corners=False)
+    return up[0].numpy()
+
+
+def _gauss_blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a 2D or 3D float32 array (edges replicated)."""
+    r = max(1, int(math.ceil(2.5 * sigma)))
+    x = np.arange(-r, r + 1, dtype=np.float32)
+    k = torch.from_numpy(np.exp(-x * x / (2.0 * sigma * sigma)) / np.exp(
+        -x * x / (2.0 * sigma * sigma)).sum())
+    nd = a.ndim
+    conv = torch.nn.functional.conv2d if nd == 2 else torch.nn.functional.conv3d
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+    for axis in range(nd):
+        shape = [1, 1] + [1] * nd
+        shape[2 + axis] = k.numel()
+        pad = [0, 0] * nd
+        pad[2 * (nd - 1 - axis)] = pad[2 * (nd - 1 - axis) + 1] = r
+        t = conv(torch.nn.functional.pad(t, pad, mode="replicate"), k.view(shape))
+    return t[0, 0].numpy()
+
+
+def _draw_microscopy(rng: np.random.Generator, size: int,
+                     with_depth: bool) -> dict[str, np.ndarray]:
+    """EM-like section of touching cells: uint8 image [1,S,S], labels (0 membrane, 1 cell) and
+    instance ids (1..M per cell, 0 on membranes) [S,S].
+
+    Cells are the Voronoi regions of jittered-grid seeds, computed for all pixels at once
+    (distance to every seed, nearest and second-nearest by ``argmin``/``partition``) on
+    smoothly warped coordinates. A pixel is membrane where the two nearest seeds are almost
+    equally far (``d2 - d1 < thickness``, about the membrane width in pixels) and wherever
+    a 4-neighbour belongs to another cell, so touching cells are always separated.
+    """
+    S = size
+    spacing = rng.uniform(max(10.0, S / 9), max(14.0, S / 6))  # cell diameter in pixels
+    n = int(math.ceil(S / spacing)) + 2
+    grid = (np.arange(n, dtype=np.float32) - 0.5) * spacing
+    seed_y = (grid[:, None] + rng.uniform(-0.38, 0.38, (n, n)).astype(np.float32) * spacing)
+    seed_x = (grid[None, :] + rng.uniform(-0.38, 0.38, (n, n)).astype(np.float32) * spacing)
+    warp = _smooth_field(rng, 2, int(S / spacing), (S, S)) * np.float32(0.22 * spacing)
+    ys = np.arange(S, dtype=np.float32)[:, None] + 0.5 + warp[0]
+    xs = np.arange(S, dtype=np.float32)[None, :] + 0.5 + warp[1]
+    d2 = (ys[..., None] - seed_y.ravel()) ** 2 + (xs[..., None] - seed_x.ravel()) ** 2
+    nearest = np.argmin(d2, axis=-1)  # [S, S]: the cell of every pixel
+    two = np.partition(d2, 1, axis=-1)[..., :2]
+    gap = np.sqrt(two[..., 1]) - np.sqrt(two[..., 0])  # ~ 2 x the distance to the border
+    thick = rng.uniform(0.5, 1.6) * (1.0 + 0.3 * _smooth_field(rng, 1, 4, (S, S))[0])
+    membrane = gap < thick
+    membrane[:, :-1] |= nearest[:, 1:] != nearest[:, :-1]  # never two cells side by side
+    membrane[:-1, :] |= nearest[1:, :] != nearest[:-1, :]
+    label = np.where(membrane, MEMBRANE, CELL).astype(np.uint8)
+    uniq, inverse = np.unique(np.where(membrane, -1, nearest), return_inverse=True)
+    inst = (inverse.reshape(S, S) + (0 if uniq[0] == -1 else 1)).astype(np.uint8)
+    m = int(inst.max())
+
+    # appearance: per-cell brightness, granular cytoplasm, dark organelles, dark membranes
+    img = rng.uniform(0.55, 0.78, m + 1).astype(np.float32)[inst]
+    img += 0.06 * _smooth_field(rng, 1, S // 6, (S, S))[0]
+    k = max(1, S * S // 400)  # mitochondria-like ellipses: dark, but inside cells
+    cy, cx = rng.uniform(0, S, k).astype(np.float32), rng.uniform(0, S, k).astype(np.float32)
+    ra = rng.uniform(1.5, 0.22 * spacing + 1.5, k).astype(np.float32)
+    rb = ra * rng.uniform(0.35, 0.7, k).astype(np.float32)
+    theta = rng.uniform(0, np.pi, k).astype(np.float32)
+    py = np.arange(S, dtype=np.float32)[:, None, None] + 0.5 - cy
+    px = np.arange(S, dtype=np.float32)[None, :, None] + 0.5 - cx
+    u = px * np.cos(theta) + py * np.sin(theta)
+    v = py * np.cos(theta) - px * np.sin(theta)
+    organelle = ((u / ra) ** 2 + (v / rb) ** 2 <= 1.0).any(-1) & ~membrane
+    img[organelle] = rng.uniform(0.3, 0.42)
+    img[membrane] = rng.uniform(0.12, 0.25)
+    img = _gauss_blur(img, rng.uniform(0.5, 0.9))  # the microscope's blur ...
+    img += rng.normal(0.0, rng.uniform(0.03, 0.07), (S, S)).astype(np.float32)  # ... and noise
+    lo, hi = rng.uniform(0.0, 0.08), rng.uniform(0.9, 1.0)  # contrast
+    img = np.clip((lo + (hi - lo) * img) * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    return {"image": img[None], "label": label, "inst": inst}
+
+
+def _draw_volume(rng: np.random.Generator, size: int,
+                 with_depth: bool) -> dict[str, np.ndarray]:
+    """A 3D volume [1,S,S,S] uint8 with labels and lesion ids [S,S,S] (1..n, n <= 3).
+
+    An organ-like warped ellipsoid (grey) in a dark surround; inside it 1-3 small brighter
+    ellipsoidal lesions (label 1) of 0.2-0.7 % of the volume together, never more than
+    ``MAX_LESION_FRACTION`` (the excess, if rasterisation overshoots, is trimmed from the
+    lesions' rims); blur and noise on top.
+    """
+    S = size
+    zz = np.arange(S, dtype=np.float32)[:, None, None] + 0.5
+    yy = np.arange(S, dtype=np.float32)[None, :, None] + 0.5
+    xx = np.arange(S, dtype=np.float32)[None, None, :] + 0.5
+    c = rng.uniform(0.42, 0.58, 3) * S
+    ax = rng.uniform(0.3, 0.42, 3) * S
+    organ_q = ((zz - c[0]) / ax[0]) ** 2 + ((yy - c[1]) / ax[1]) ** 2 + ((xx - c[2]) / ax[2]) ** 2
+    organ = organ_q + 0.25 * _smooth_field(rng, 1, 3, (S, S, S))[0] <= 1.0
+    img = np.where(organ, np.float32(0.45), np.float32(0.12))
+    img += 0.08 * _smooth_field(rng, 1, 4, (S, S, S))[0]
+    n = int(rng.integers(1, 4))
+    volume = rng.uniform(0.002, 0.007) * S**3 / n  # voxels per lesion
+    r = (volume * 3.0 / (4.0 * np.pi)) ** (1.0 / 3.0) * rng.uniform(0.8, 1.2, (n, 1))
+    aspect = rng.uniform(0.75, 1.3, (n, 3))
+    radii = r * aspect / np.cbrt(aspect.prod(1, keepdims=True))
+    dirs = rng.normal(size=(n, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    centres = c + dirs * rng.uniform(0.0, 0.55, (n, 1)) * ax  # well inside the organ
+    inst = np.zeros((S, S, S), dtype=np.uint8)
+    score = np.full((S, S, S), np.inf, dtype=np.float32)  # normalised radius of the lesion
+    for j in range(n):  # one vectorised ellipsoid per lesion (n <= 3)
+        q = (((zz - centres[j, 0]) / radii[j, 0]) ** 2 + ((yy - centres[j, 1]) / radii[j, 1]) ** 2
+             + ((xx - centres[j, 2]) / radii[j, 2]) ** 2)
+        inside = (q <= 1.0) & (q < score)
+        inst[inside] = j + 1
+        score[inside] = q[inside]
+    cap = int(MAX_LESION_FRACTION * S**3)
+    if np.count_nonzero(inst) > cap:  # keep the cap's worth of most central voxels
+        keep = np.zeros(S**3, dtype=bool)
+        keep[np.argpartition(score.ravel(), cap - 1)[:cap]] = True
+        inst[~keep.reshape(S, S, S)] = 0
+    label = (inst > 0).astype(np.uint8)
+    img[label == LESION] += rng.uniform(0.16, 0.24)
+    img = _gauss_blur(img, 0.7)
+    img += rng.normal(0.0, 0.07, img.shape).astype(np.float32)
+    img = np.clip(img * 255.0 + 0.5, 0.0, 255.0).astype(np.uint8)
+    return {"image": img[None], "label": label, "inst": inst}
+
+
+# --------------------------------------------------------------------------------------
+# The "context" variant (notebook 05: ParseNet's global context)
+# --------------------------------------------------------------------------------------
+def _draw_context(rng: np.random.Generator, size: int, with_depth: bool) -> dict[str, np.ndarray]:
+    """A scene where only the far-away context tells a car from a boat.
+
+    Sky above a horizon; the ground is grass with one vertical band of **road** or **water**
+    along the left or right edge. One car (road scenes) or boat (water scenes) stands on
+    the grass on the *other* side, at least ``size // 2`` pixels from the band: the object
+    and its whole local surround (grass) are drawn from the same distribution for both
+    classes, so nothing near the object says which it is — only the band does (at 160 px
+    the gap is 80 px, the radius of the small FCN-32s's receptive field). No depth channel.
+    """
+    cv = _canvas(size)
+    rnd = _Draws(rng)
+    S = float(size)
+    ys, xs = cv.ys, cv.xs
+
+    hz = rnd.u(0.2, 0.32) * S  # horizon (flat)
+    kind = ROAD if rnd.u() < 0.5 else WATER  # the scene: a road or a river
+    band = rnd.u(0.1, 0.16) * S  # width of the road / river
+    on_left = rnd.u() < 0.5
+    colours = np.minimum(_STUFF_RGB + rnd.arr(12, -0.06, 0.06).reshape(4, 3), 1.0)
+    top = cv.bank_side - size + 1
+    offsets = [(rnd.i(0, top), rnd.i(0, top)) for _ in range(4)]
+    lab = np.full((size, size), GRASS, dtype=np.uint8)
+    lab[ys[:, 0] < hz] = SKY
+    in_band = (xs < band) if on_left else (xs >= S - band)  # [1, S]
+    lab[np.broadcast_to(in_band, (size, size)) & (ys >= hz)] = kind
+    img = np.empty((3, size, size), dtype=np.float32)  # 0..255 units until the end
+    sky_ramp = (0.3 * 255.0 / hz) * ys
+    for k in (SKY, GRASS, kind):
+        oy, ox = offsets[k]
+        shade = cv.shading[k][oy : oy + size, ox : ox + size]
+        if k == SKY:
+            shade = shade + sky_ramp
+        np.copyto(img, colours[k][:, None, None] * shade, where=(lab == k)[None])
+
+    # ---- the object: same silhouette, colours and textures for car and boat
+    cls = CAR if kind == ROAD else BOAT
+    w = rnd.u(0.18, 0.26) * S
+    yb = rnd.u(hz + 0.52 * w + 5.0, S - 1.0)  # base line: the cabin top >= 4 px below the sky
+    lo, hi = band + 0.5 * S + 0.5 * w, S - 0.5 * w - 1.0  # distance from the band >= S / 2
+    x_far = rnd.u(lo, max(lo, hi))
+    p = {"cx": x_far if on_left else S - x_far, "cy": yb, "w": w,
+         "facing": 1.0 if rnd.u() < 0.5 else -1.0}
+    ex0, ey0, ex1, ey1 = _shape_extent(cls, p)
+    x0, x1 = max(int(p["cx"] + ex0), 0), min(int(np.ceil(p["cx"] + ex1)), size)
+    y0, y1 = max(int(p["cy"] + ey0), 0), min(int(np.ceil(p["cy"] + ey1)), size)
+    lx = xs[:, x0:x1] - np.float32(p["cx"])
+    ly = ys[y0:y1] - np.float32(p["cy"])
+    m = _shape_mask(cls, lx, ly, p)
+    h, wd = y1 - y0, x1 - x0
+    a = rnd.arr(3)
+    under = img[:, min(int(yb), size - 1), min(int(p["cx"]), size - 1)]
+    if max(map(abs, (255.0 * a - under).tolist())) < 50.0:  # keep a minimum contrast
+        a = 1.0 - a
+    b = rnd.arr(3) if rnd.u() < 0.5 else a * rnd.u(0.3, 0.7)
+    pattern = _texture(rnd, cv, lx, ly, h, wd)
+    first, diff = 255.0 * a, 255.0 * (b - a)
+    region = img[:, y0:y1, x0:x1]
+    if isinstance(pattern, np.ndarray) and pattern.dtype != bool:
+        np.copyto(region, diff[:, None, None] * pattern + first[:, None, None], where=m)
+    else:
+        np.copyto(region, first[:, None, None], where=m)
+        if pattern is not False:
+            np.copyto(region, (first + diff)[:, None, None], where=m & pattern)
+    np.copyto(lab[y0:y1, x0:x1], cls, where=m)
+    inst = np.zeros((size, size), dtype=np.uint8)
+    np.copyto(inst[y0:y1, x0:x1], 1, where=m)
+
+    img += _crop(cv, "sensor", rnd, size, size)  # sensor noise (+ 0.5 to round)
+    np.clip(img, 0.0, 255.0, out=img)
+    return {"image": img.astype(np.uint8), "label": lab, "inst": inst}
+
+
+#: Per-variant class names and palettes (the data set's attributes), and image dimensions.
+_VARIANT_INFO: dict[str, dict[str, Any]] = {
+    "default": {"class_names": CLASS_NAMES, "palette": PALETTE, "spatial_dims": 2},
+    "microscopy": {"class_names": MICROSCOPY_CLASS_NAMES, "palette": MICROSCOPY_PALETTE,
+                   "spatial_dims": 2},
+    "volume": {"class_names": VOLUME_CLASS_NAMES, "palette": VOLUME_PALETTE, "spatial_dims": 3},
+    "context": {"class_names": CLASS_NAMES, "palette": PALETTE, "spatial_dims": 2},
+}
+__all__ += ["MICROSCOPY_CLASS_NAMES", "MICROSCOPY_PALETTE", "VOLUME_CLASS_NAMES",
+            "VOLUME_PALETTE", "MAX_LESION_FRACTION"]
+
 _GENERATORS: dict[str, Callable[[np.random.Generator, int, bool], dict[str, np.ndarray]]] = {
     "default": _draw_default,
+    "microscopy": _draw_microscopy,
+    "volume": _draw_volume,
+    "context": _draw_context,
 }
 
 
@@ -481,7 +736,12 @@ class ShapesWorld(Dataset):
         image_size: side of the square images; ``None`` = the active profile's size.
         seed: selects a different world; with ``split`` and the index it fixes each image.
         split: ``"train"``, ``"val"`` or ``"test"`` (disjoint random streams).
-        variant: ``"default"`` (more variants are added by later lessons).
+        variant: ``"default"``, ``"microscopy"`` (grey EM-like cells, image ``[1,H,W]``,
+            classes membrane/cell) or ``"volume"`` (3D, image ``[1,D,H,W]``, mask ``[D,H,W]``,
+            ``image_size`` = the cube's side, default the profile's ``volume_size``; only
+            ``target="semantic"``, no depth), or ``"context"`` (the shapes classes: one car or
+            boat on grass, far from the road or river that alone tells which; no depth).
+            See the module docstring.
         with_depth: append a depth channel to the image (``[4,H,W]``) and return ``"depth"``.
         target: ``"semantic"`` -> ``(image, mask)``; ``"all"`` -> a dict with semantic,
             instance and panoptic targets.
@@ -506,18 +766,28 @@ class ShapesWorld(Dataset):
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         self.num_samples = int(num_samples)
-        self.image_size = int(image_size or config.get_profile().image_size)
+        self.variant = _check_choice(variant, tuple(_GENERATORS), "variant")
+        default_size = (config.get_profile().volume_size if variant == "volume"
+                        else config.get_profile().image_size)
+        self.image_size = int(image_size or default_size)
         if self.image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
         self.seed = int(seed)
         self.split = _check_choice(split, SPLITS, "split")
-        self.variant = _check_choice(variant, tuple(_GENERATORS), "variant")
         self.with_depth = bool(with_depth)
         self.target = _check_choice(target, TARGETS, "target")
+        if self.with_depth and variant != "default":
+            raise ValueError(f"with_depth=True needs variant='default' (the {variant!r} "
+                             "variant has no depth map)")
+        if self.target != "semantic" and variant == "volume":
+            raise ValueError("the 'volume' variant supports only target='semantic' "
+                             f"(image [1,D,H,W], mask [D,H,W]), got target={target!r}")
         self.transform = transform
-        self.class_names = CLASS_NAMES
-        self.palette = PALETTE
-        self.num_classes = NUM_CLASSES
+        info = _VARIANT_INFO[self.variant]
+        self.class_names = info["class_names"]
+        self.palette = info["palette"]
+        self.num_classes = len(self.class_names)
+        self.spatial_dims = info["spatial_dims"]
         self.cache_path: Path | None = None
         self._cached: dict[str, torch.Tensor] | None = None
         if cache:
@@ -540,7 +810,8 @@ class ShapesWorld(Dataset):
 
     def raw(self, index: int) -> dict[str, np.ndarray]:
         """The generated arrays of one image: ``image`` uint8 [3,H,W], ``label`` and
-        ``inst`` uint8 [H,W] and, with depth, ``depth`` float32 [H,W]."""
+        ``inst`` uint8 [H,W] and, with depth, ``depth`` float32 [H,W] (microscopy: image
+        [1,H,W]; volume: image [1,D,H,W], label and inst [D,H,W])."""
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         index = index % self.num_samples if self.num_samples else index
@@ -575,13 +846,15 @@ class ShapesWorld(Dataset):
             for i in range(self.num_samples)
         ]
         s = self.image_size
+        grid = (s,) * self.spatial_dims
+        channels = 3 if self.variant in ("default", "context") else 1
         data = {
             "image": torch.from_numpy(np.stack([r["image"] for r in raws]))
-            if raws else torch.zeros(0, 3, s, s, dtype=torch.uint8),
+            if raws else torch.zeros(0, channels, *grid, dtype=torch.uint8),
             "label": torch.from_numpy(np.stack([r["label"] for r in raws]))
-            if raws else torch.zeros(0, s, s, dtype=torch.uint8),
+            if raws else torch.zeros(0, *grid, dtype=torch.uint8),
             "inst": torch.from_numpy(np.stack([r["inst"] for r in raws]))
-            if raws else torch.zeros(0, s, s, dtype=torch.uint8),
+            if raws else torch.zeros(0, *grid, dtype=torch.uint8),
         }
         if self.with_depth:
             data["depth"] = (torch.from_numpy(np.stack([r["depth"] for r in raws]))
@@ -673,6 +946,9 @@ def _sample_names(dataset: ShapesWorld) -> list[str]:
 def _require_shapes(dataset: Any) -> ShapesWorld:
     if not isinstance(dataset, ShapesWorld):
         raise ValueError(f"expected a ShapesWorld data set, got {type(dataset).__name__}")
+    if dataset.variant != "default":
+        raise ValueError(f"VOC/COCO export needs variant='default' (RGB images, the shapes "
+                         f"classes), got variant={dataset.variant!r}")
     return dataset
 
 

@@ -294,7 +294,9 @@ class DeepLabV3(nn.Module):
         in_channels, num_classes: image channels and ``K``. backbone: ResNet name
         (resnet50 full); width: base width. output_stride: 16 (the paper's training) or 8
         (torchvision's; rates doubled). rates: override the ASPP rates. channels: ASPP
-        width (64; 256 full). aux: auxiliary head. full: paper sizes.
+        width (64; 256 full). aux: auxiliary head. aspp: ``False`` replaces ASPP by one
+        plain 3x3 convolution of the same width (an ablation, not in the paper). full: paper
+        sizes.
     """
 
     def __init__(
@@ -307,6 +309,7 @@ class DeepLabV3(nn.Module):
         rates: Sequence[int] | None = None,
         channels: int | None = None,
         aux: bool = True,
+        aspp: bool = True,
         full: bool = False,
     ) -> None:
         super().__init__()
@@ -317,6 +320,8 @@ class DeepLabV3(nn.Module):
                                        in_channels, width, output_stride, full=full)
         ch = self.backbone.channels
         self.classifier = DeepLabHead(ch["c5"], num_classes, rates, channels)
+        if not aspp:  # ablation: one plain 3x3 convolution (rate 1) where ASPP was
+            self.classifier[0] = ConvBNReLU(ch["c5"], channels, 3)
         self.aux_classifier = FCNHead(ch["c4"], num_classes) if aux else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -382,6 +387,153 @@ class DeepLabV3Plus(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
+# Receptive fields: theoretical (a formula) and effective (a gradient), Luo et al. 2016
+# --------------------------------------------------------------------------------------------
+def dilated_receptive_field(layers: Sequence[tuple[int, int, int]]) -> int:
+    """Theoretical receptive field of a chain of ``(kernel_size, stride, dilation)`` layers.
+
+    A dilated kernel of size ``k`` and rate ``d`` spans ``d (k - 1) + 1`` pixels, so it adds
+    ``d (k - 1)`` times the product of the strides before it:
+    ``r = 1 + sum_l d_l (k_l - 1) prod_{j<l} s_j`` (:func:`basics.receptive_field` with
+    ``d = 1``). Three 3x3 convolutions of rate 1 see 7 pixels, of rates 1, 2, 4 see 15.
+    """
+    from .basics import receptive_field
+
+    checked = []
+    for layer in layers:
+        if len(layer) != 3 or min(int(v) for v in layer) < 1:
+            raise ValueError(
+                f"each layer must be (kernel_size, stride, dilation) >= 1, got {layer!r}"
+            )
+        k, s, d = (int(v) for v in layer)
+        checked.append((d * (k - 1) + 1, s))
+    return receptive_field(checked)
+
+
+def conv_stack(
+    rates: Sequence[int],
+    channels: int = 8,
+    in_channels: int = 1,
+    kernel_size: int = 3,
+    strides: Sequence[int] | None = None,
+    seed: int = 0,
+) -> nn.Sequential:
+    """A plain stack of ``len(rates)`` convolutions (``kernel_size``, dilation ``rates[i]``,
+    "same" padding, bias-free) each followed by a ReLU — one child per layer, so
+    ``stack[:k]`` is the first ``k`` layers. Every stack with as many layers has exactly the
+    same parameters whatever its rates: only the spacing of the taps differs. Weights are
+    Kaiming-normal from ``seed``.
+    """
+    if not rates or min(int(r) for r in rates) < 1:
+        raise ValueError(f"rates must be a non-empty sequence of integers >= 1, got {rates!r}")
+    strides = tuple(strides) if strides is not None else (1,) * len(rates)
+    if len(strides) != len(rates):
+        raise ValueError(f"strides ({len(strides)}) and rates ({len(rates)}) differ in length")
+    generator = torch.Generator().manual_seed(seed)
+    layers = []
+    prev = in_channels
+    for r, s in zip(rates, strides, strict=True):
+        conv = nn.Conv2d(prev, channels, kernel_size, stride=int(s), dilation=int(r),
+                         padding=int(r) * (kernel_size - 1) // 2, bias=False)
+        with torch.no_grad():  # Kaiming normal (fan-in, ReLU gain) from our own generator
+            std = (2.0 / (prev * kernel_size**2)) ** 0.5
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * std)
+        layers.append(nn.Sequential(conv, nn.ReLU()))
+        prev = channels
+    return nn.Sequential(*layers)
+
+
+def _first_in_channels(model: nn.Module) -> int:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return module.in_channels
+    raise ValueError("the model has no Conv2d: pass an input tensor instead of a size")
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    inputs: torch.Tensor | int | tuple[int, int],
+    samples: int = 4,
+    position: tuple[int, int] | None = None,
+    seed: int = 0,
+) -> torch.Tensor:
+    """The effective receptive field (Luo et al., NeurIPS 2016) of one output pixel: [H, W].
+
+    For each input image, the sum over channels of the output at ``position`` (default: the
+    centre of the output) is differentiated with respect to the input; the result is
+    ``|gradient|`` summed over the input channels and averaged over the images. Zero means
+    "this input pixel cannot change that output"; the non-zero support is the theoretical
+    receptive field (with holes if dilation leaves some pixels unvisited).
+
+    Args:
+        model: any network; it is run in eval mode (BatchNorm statistics would otherwise
+            connect every pixel of the batch) and its mode is restored afterwards. A dict
+            output uses ``"out"``.
+        inputs: images [N, C, H, W] to average over, or a size ``H`` / ``(H, W)``: then
+            ``samples`` uniform random images (``seed``) with the first convolution's channels.
+        position: ``(row, col)`` of the output pixel.
+    """
+    if isinstance(inputs, torch.Tensor):
+        if inputs.dim() != 4:
+            raise ValueError(f"inputs must be [N, C, H, W], got shape {tuple(inputs.shape)}")
+        x = inputs.detach().float().clone()
+    else:
+        h, w = (inputs, inputs) if isinstance(inputs, int) else (int(v) for v in inputs)
+        if h < 1 or w < 1 or samples < 1:
+            raise ValueError(f"size and samples must be >= 1, got {inputs!r}, {samples}")
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.rand(samples, _first_in_channels(model), h, w, generator=generator)
+    param = next(model.parameters(), None)
+    x = x.to(param.device if param is not None else "cpu").requires_grad_(True)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            out = model(x)
+            out = out["out"] if isinstance(out, dict) else out
+            r, c = position if position is not None else (out.shape[-2] // 2, out.shape[-1] // 2)
+            if not (0 <= r < out.shape[-2] and 0 <= c < out.shape[-1]):
+                raise ValueError(f"position {(r, c)} is outside the output {tuple(out.shape[-2:])}")
+            (grad,) = torch.autograd.grad(out[:, :, r, c].sum(), x)
+    finally:
+        model.train(was_training)
+    return grad.abs().sum(1).mean(0).detach().cpu()
+
+
+def receptive_field_stats(erf: torch.Tensor, mass: float = 0.9) -> dict[str, float]:
+    """Numbers that describe an ERF map [H, W] (from :func:`effective_receptive_field`).
+
+    ``extent``: side of the bounding box of the non-zero pixels (the measured theoretical RF,
+    clipped by the image); ``holes``: share of that box whose gradient is exactly zero
+    (dilation's "gridding"); ``mass_side``: side of the smallest square around the peak's
+    centre of mass holding ``mass`` of the total gradient (Luo et al.: far smaller than the
+    theoretical RF, and Gaussian-shaped).
+    """
+    if erf.dim() != 2:
+        raise ValueError(f"erf must be a 2-D map [H, W], got shape {tuple(erf.shape)}")
+    total = float(erf.sum())
+    if total <= 0:
+        raise ValueError("the ERF is zero everywhere: the output does not depend on the input")
+    support = erf > 0
+    rows = torch.nonzero(support.any(1)).flatten()
+    cols = torch.nonzero(support.any(0)).flatten()
+    box = support[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    ys, xs = torch.meshgrid(torch.arange(erf.shape[0]), torch.arange(erf.shape[1]),
+                            indexing="ij")
+    cy = float((erf * ys).sum() / total)
+    cx = float((erf * xs).sum() / total)
+    chebyshev = torch.maximum((ys - round(cy)).abs(), (xs - round(cx)).abs())
+    by_ring = torch.bincount(chebyshev.flatten(), weights=erf.flatten().double())
+    radius = int(torch.searchsorted(torch.cumsum(by_ring, 0) / by_ring.sum(),
+                                    torch.tensor([mass], dtype=torch.float64)).item())
+    return {
+        "extent": int(max(box.shape)),
+        "holes": float(1.0 - box.float().mean()),
+        "mass_side": 2 * radius + 1,
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # Speed against torchvision
 # --------------------------------------------------------------------------------------------
 def benchmark_vs_torchvision(
@@ -424,4 +576,8 @@ __all__ = [
     "DeepLabV3",
     "DeepLabV3Plus",
     "benchmark_vs_torchvision",
+    "dilated_receptive_field",
+    "conv_stack",
+    "effective_receptive_field",
+    "receptive_field_stats",
 ]

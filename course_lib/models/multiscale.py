@@ -77,10 +77,15 @@ class FeaturePyramid(nn.Module):
     ``c2..c5``) and returns an ``OrderedDict`` with the same keys of ``out_channels`` maps:
     ``P_k = smooth_k(lateral_k(C_k) + up(P'_{k+1}))``. With the weights copied it computes
     exactly what ``torchvision.ops.FeaturePyramidNetwork`` does (tested).
+
+    ``top_down=False`` drops the top-down addition (``P_k = smooth_k(lateral_k(C_k))``): an
+    ablation, not the paper's network — each level then knows only its own stage.
     """
 
-    def __init__(self, in_channels_list: Sequence[int], out_channels: int = 256) -> None:
+    def __init__(self, in_channels_list: Sequence[int], out_channels: int = 256,
+                 top_down: bool = True) -> None:
         super().__init__()
+        self.top_down = bool(top_down)
         if not in_channels_list or min(in_channels_list) < 1 or out_channels < 1:
             raise ValueError(
                 f"FeaturePyramid needs channel counts >= 1, got {list(in_channels_list)} "
@@ -103,7 +108,10 @@ class FeaturePyramid(nn.Module):
         results = [self.smooth[-1](top)]
         for i in range(len(maps) - 2, -1, -1):  # top-down, coarse to fine
             lateral = self.lateral[i](maps[i])  # lateral 1x1
-            top = lateral + resize_to(top, lateral, mode="nearest")  # upsample + add
+            if self.top_down:
+                top = lateral + resize_to(top, lateral, mode="nearest")  # upsample + add
+            else:  # ablation: no top-down path
+                top = lateral
             results.insert(0, self.smooth[i](top))  # 3x3 smoothing
         return OrderedDict(zip(names, results, strict=True))
 
@@ -115,17 +123,32 @@ class SemanticFPNHead(nn.Module):
     of 3x3 conv (``channels``), GroupNorm, ReLU, each but P4's followed by a x2 bilinear
     upsample (to the size of the next finer level); the four stride-4 maps are summed and a
     1x1 convolution predicts the classes (at stride 4).
+
+    ``levels`` (indices into ``strides``; default: all) builds and sums the branches of those
+    levels only — an ablation (e.g. ``levels=(3,)``: the coarsest level alone, still brought
+    to stride 4 by its three stages). ``forward`` always takes the whole pyramid (for the sizes).
+
+    ``norm="bn"`` replaces the paper's GroupNorm by BatchNorm — an ablation: GroupNorm
+    normalises every image with statistics over its *whole* map, a global (image-level) signal
+    that BatchNorm in eval mode (fixed running statistics) does not carry (notebook 09).
     """
 
     def __init__(
         self, in_ch: int, channels: int, num_classes: int, strides: Sequence[int],
-        dropout: float = 0.0,
+        dropout: float = 0.0, levels: Sequence[int] | None = None, norm: str = "gn",
     ) -> None:
         super().__init__()
+        if norm not in ("gn", "bn"):
+            raise ValueError(f"norm must be 'gn' (GroupNorm, the paper) or 'bn', got {norm!r}")
         self.strides = tuple(int(s) for s in strides)
+        n = len(self.strides)
+        self.levels = tuple(range(n)) if levels is None else tuple(int(i) for i in levels)
+        if not self.levels or len(set(self.levels)) != len(self.levels) or not all(
+                0 <= i < n for i in self.levels):
+            raise ValueError(f"levels must be distinct indices in 0..{n - 1}, got {levels!r}")
         self.branches = nn.ModuleList()
         self.targets: list[list[int]] = []  # per level: the level whose size each stage goes to
-        for s in self.strides:
+        for s in (self.strides[i] for i in self.levels):
             targets = []
             while s > self.strides[0]:  # x2 upsampling steps down to the finest stride
                 s //= 2
@@ -134,7 +157,7 @@ class SemanticFPNHead(nn.Module):
             stages = [
                 nn.Sequential(  # 3x3 conv, GroupNorm (32 groups in the paper), ReLU
                     nn.Conv2d(in_ch if i == 0 else channels, channels, 3, padding=1, bias=False),
-                    group_norm(channels),
+                    group_norm(channels) if norm == "gn" else nn.BatchNorm2d(channels),
                     nn.ReLU(inplace=True),
                 )
                 for i in range(max(1, len(targets)))
@@ -143,15 +166,28 @@ class SemanticFPNHead(nn.Module):
         self.dropout = nn.Dropout2d(dropout) if dropout else nn.Identity()
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
-    def forward(self, pyramid: Sequence[torch.Tensor]) -> torch.Tensor:
+    def branch_outputs(self, pyramid: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each used level brought to stride 4 (``channels`` maps), before the sum.
+
+        The classifier is a 1x1 convolution (linear), so the logits are the sum over levels of
+        ``classifier(branch)`` (plus one bias): each level's share of a class score can be read
+        off exactly (notebook 09 draws it).
+        """
+        if len(pyramid) != len(self.strides):
+            raise ValueError(f"the head expects {len(self.strides)} levels, got {len(pyramid)}")
         sizes = [p.shape[-2:] for p in pyramid]
-        total = None
-        for p, stages, targets in zip(pyramid, self.branches, self.targets, strict=True):
+        outputs = []
+        chosen = [pyramid[i] for i in self.levels]
+        for p, stages, targets in zip(chosen, self.branches, self.targets, strict=True):
             for i, stage in enumerate(stages):
                 p = stage(p)  # 3x3 conv, GroupNorm, ReLU
                 if i < len(targets):  # x2 bilinear upsample (to the finer level's size)
                     p = resize_to(p, sizes[targets[i]])
-            total = p if total is None else total + p  # element-wise sum at stride 4
+            outputs.append(p)
+        return outputs
+
+    def forward(self, pyramid: Sequence[torch.Tensor]) -> torch.Tensor:
+        total = torch.stack(self.branch_outputs(pyramid)).sum(0)  # element-wise sum at stride 4
         return self.classifier(self.dropout(total))
 
 
@@ -168,6 +204,13 @@ class FPN(nn.Module):
             semantic head's width (128 in the paper).
         output_stride: of the backbone (32 as in the paper; 16/8 dilate the last stages).
         full: paper sizes (ResNet-50, 256 / 128).
+        levels: ablation — the pyramid levels the semantic head reads (names from
+            ``"c2".."c5"``; default all four, the paper). ``("c5",)``: the coarsest level only.
+        top_down: ablation — ``False`` drops the top-down path (each level sees its own stage).
+            With ``levels=("c2",), top_down=False`` the head sees only the stride-4 stage.
+            Stages the head does not read are still computed (and get no gradient).
+        head_norm: ablation — ``"gn"`` (GroupNorm, the paper) or ``"bn"`` (BatchNorm) in the
+            semantic head.
     """
 
     def __init__(
@@ -181,17 +224,27 @@ class FPN(nn.Module):
         output_stride: int = 32,
         dropout: float = 0.0,
         full: bool = False,
+        levels: Sequence[str] | None = None,
+        top_down: bool = True,
+        head_norm: str = "gn",
     ) -> None:
         super().__init__()
         check_channels("FPN", in_channels, num_classes)
+        levels = FEATURE_KEYS if levels is None else tuple(levels)
+        unknown = [k for k in levels if k not in FEATURE_KEYS]
+        if unknown or not levels or len(set(levels)) != len(levels):
+            raise ValueError(f"FPN levels must be distinct names from {FEATURE_KEYS}, "
+                             f"got {list(levels)}")
+        self.levels = tuple(k for k in FEATURE_KEYS if k in levels)
         pyramid_channels = pyramid_channels or (256 if full else 64)
         segmentation_channels = segmentation_channels or (128 if full else 32)
         self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
                                        in_channels, width, output_stride, full=full)
         ch, strides = self.backbone.channels, self.backbone.strides
-        self.pyramid = FeaturePyramid([ch[k] for k in FEATURE_KEYS], pyramid_channels)
+        self.pyramid = FeaturePyramid([ch[k] for k in FEATURE_KEYS], pyramid_channels, top_down)
         self.head = SemanticFPNHead(pyramid_channels, segmentation_channels, num_classes,
-                                    [strides[k] for k in FEATURE_KEYS], dropout)
+                                    [strides[k] for k in FEATURE_KEYS], dropout,
+                                    [FEATURE_KEYS.index(k) for k in self.levels], head_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)  # C2..C5, strides 4..32

@@ -46,8 +46,12 @@ class _Explorer:
 
     widget: W.Widget
 
-    def to_png(self) -> bytes:  # pragma: no cover - overridden
+    def figure(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def to_png(self) -> bytes:
+        """The current view as PNG bytes."""
+        return _render(self.figure())
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
         bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
@@ -180,9 +184,6 @@ class FeatureMapExplorer(_Explorer):
         fig.suptitle(f"{name} ({self.types[name]}), output {tuple(self.shape)}")
         return fig
 
-    def to_png(self) -> bytes:
-        return _render(self.figure())
-
     def _draw(self) -> None:
         self.picture.value = self.to_png()
 
@@ -198,6 +199,24 @@ def _class_legend(fig: Any, label_maps: Sequence[torch.Tensor], num_classes: int
                                   palette, class_names)
     if handles:
         fig.legend(handles=handles, loc="outside right upper", fontsize=7, title="classes")
+
+
+def _dataset_names_and_palette(dataset: Any, num_classes: int,
+                               class_names: Sequence[str] | None,
+                               palette: str | np.ndarray | Sequence | None
+                               ) -> tuple[list[str], np.ndarray]:
+    """Check a browsable data set; class names and palette from the arguments, else from
+    the data set's attributes, else generic ones."""
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    names = list(class_names if class_names is not None
+                 else getattr(dataset, "class_names", None)
+                 or [str(k) for k in range(num_classes)])
+    if palette is None:
+        palette = getattr(dataset, "palette", None)
+    return names, viz.get_palette(palette, num_classes)
 
 
 def _split_sample(sample: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,19 +248,11 @@ class PredictionBrowser(_Explorer):
                  class_names: Sequence[str] | None = None,
                  palette: str | np.ndarray | Sequence | None = None,
                  ignore_index: int = IGNORE_INDEX) -> None:
-        if len(dataset) == 0:
-            raise ValueError("the dataset is empty")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.model = model
         self.dataset = dataset
         self.num_classes = num_classes
-        self.class_names = list(class_names if class_names is not None
-                                else getattr(dataset, "class_names", None)
-                                or [str(k) for k in range(num_classes)])
-        if palette is None:
-            palette = getattr(dataset, "palette", None)
-        self.palette = viz.get_palette(palette, num_classes)
+        self.class_names, self.palette = _dataset_names_and_palette(
+            dataset, num_classes, class_names, palette)
         self.ignore_index = ignore_index
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
@@ -353,9 +364,6 @@ class PredictionBrowser(_Explorer):
                       self.class_names)
         return fig
 
-    def to_png(self) -> bytes:
-        return _render(self.figure())
-
     def _update(self, change: Any = None) -> None:
         self.picture.value = self.to_png()
         self.table.value = self.iou_html()
@@ -421,9 +429,6 @@ class TrainingMonitor(_Explorer):
     def figure(self) -> Any:
         """The curves so far."""
         return viz.plot_history(self.history or {"epoch": []}, title=self.title)
-
-    def to_png(self) -> bytes:
-        return _render(self.figure())
 
 
 # --------------------------------------------------------------------------------------
@@ -551,9 +556,6 @@ class ReceptiveFieldExplorer(_Explorer):
                      f"{self.depth.value} (dashed: theoretical RF)")
         return fig
 
-    def to_png(self) -> bytes:
-        return _render(self.figure())
-
     def _update(self, change: Any = None) -> None:
         self.picture.value = self.to_png()
         self.table.value = self.table_html()
@@ -613,19 +615,11 @@ class ModelComparer(_Explorer):
             if not isinstance(model, nn.Module):
                 raise ValueError(f"models[{name!r}] must be a torch.nn.Module, "
                                  f"got {type(model).__name__}")
-        if len(dataset) == 0:
-            raise ValueError("the dataset is empty")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.models = dict(models)
         self.dataset = dataset
         self.num_classes = num_classes
-        self.class_names = list(class_names if class_names is not None
-                                else getattr(dataset, "class_names", None)
-                                or [str(k) for k in range(num_classes)])
-        if palette is None:
-            palette = getattr(dataset, "palette", None)
-        self.palette = viz.get_palette(palette, num_classes)
+        self.class_names, self.palette = _dataset_names_and_palette(
+            dataset, num_classes, class_names, palette)
         self.ignore_index = ignore_index
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = {}
 
@@ -692,9 +686,6 @@ class ModelComparer(_Explorer):
         _class_legend(fig, [target[valid], *preds.values()], self.num_classes, self.palette,
                       self.class_names)
         return fig
-
-    def to_png(self) -> bytes:
-        return _render(self.figure())
 
     def _update(self, change: Any = None) -> None:
         self.picture.value = self.to_png()
@@ -837,9 +828,6 @@ class CRFIterationViewer(_Explorer):
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         return fig
-
-    def to_png(self) -> bytes:
-        return _render(self.figure())
 
     def _update(self, change: Any = None) -> None:
         t = self.iteration.value
@@ -996,9 +984,6 @@ class SliceViewer(_Explorer):
         shown = [self._take(t) for t in (self.mask, self.prediction) if t is not None]
         _class_legend(fig, shown, len(self.palette), self.palette, self.class_names)
         return fig
-
-    def to_png(self) -> bytes:
-        return _render(self.figure())
 
     def _label_html(self) -> str:
         stats = self.slice_stats()

@@ -101,3 +101,14 @@ def test_vnet_structure_and_size_check() -> None:
     assert full.enc[-1].act.num_parameters == 256
     with pytest.raises(ValueError, match="convs"):
         VNet(depth=2, convs=(1, 1))
+
+
+def test_channel_ladder_doubles_and_the_unets_reject_an_empty_ladder() -> None:
+    from course_lib.models.unet import UNet, UNet3D, UNetPlusPlus, channel_ladder
+
+    assert channel_ladder("UNet", 64, 4) == [64, 128, 256, 512, 1024]  # U-Net Fig. 1
+    for cls in (UNet, UNetPlusPlus, UNet3D):
+        with pytest.raises(ValueError, match=f"{cls.__name__}: depth and width must be >= 1"):
+            cls(in_channels=1, num_classes=2, depth=0)
+    with pytest.raises(ValueError, match="VNet: depth and width must be >= 1"):
+        VNet(in_channels=1, num_classes=2, width=0)  # V-Net's width has no "0 = default"

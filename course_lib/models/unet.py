@@ -40,6 +40,14 @@ from . import register_model
 from .blocks import DoubleConv, check_channels, check_input, make_norm, resize_to
 
 
+def channel_ladder(model: str, width: int, depth: int) -> list[int]:
+    """Channels of levels 0..depth of a U-Net-style encoder: ``width`` doubled at every
+    down step (U-Net Fig. 1: 64, 128, ..., 1024); a clear error for depth or width < 1."""
+    if depth < 1 or width < 1:
+        raise ValueError(f"{model}: depth and width must be >= 1, got {depth}, {width}")
+    return [width * 2**i for i in range(depth + 1)]
+
+
 # --------------------------------------------------------------------------------------------
 # Crop and concatenate (U-Net Fig. 1, grey arrows)
 # --------------------------------------------------------------------------------------------
@@ -121,9 +129,7 @@ class UNet(nn.Module):
         super().__init__()
         check_channels("UNet", in_channels, num_classes)
         width = width or (64 if full else 16)
-        if depth < 1 or width < 1:
-            raise ValueError(f"UNet: depth and width must be >= 1, got {depth}, {width}")
-        chs = [width * 2**i for i in range(depth + 1)]
+        chs = channel_ladder("UNet", width, depth)
         self.in_channels = in_channels
         self.inc = DoubleConv(in_channels, chs[0])
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
@@ -190,9 +196,7 @@ class UNetPlusPlus(nn.Module):
         super().__init__()
         check_channels("UNetPlusPlus", in_channels, num_classes)
         width = width or (32 if full else 16)
-        if depth < 1 or width < 1:
-            raise ValueError(f"UNetPlusPlus: depth and width must be >= 1, got {depth}, {width}")
-        chs = [width * 2**i for i in range(depth + 1)]
+        chs = channel_ladder("UNetPlusPlus", width, depth)
         self.in_channels = in_channels
         self.depth = depth
         self.deep_supervision = deep_supervision
@@ -284,11 +288,9 @@ class UNet3D(nn.Module):
         super().__init__()
         check_channels("UNet3D", in_channels, num_classes)
         width = width or (64 if full else 16)
-        if depth < 1 or width < 1:
-            raise ValueError(f"UNet3D: depth and width must be >= 1, got {depth}, {width}")
+        chs = channel_ladder("UNet3D", width, depth)
         if up not in ("transpose", "trilinear"):
             raise ValueError(f"up must be 'transpose' or 'trilinear', got {up!r}")
-        chs = [width * 2**i for i in range(depth + 1)]
         self.in_channels = in_channels
         self.up_mode = up
         self.inc = DoubleConv3d(in_channels, max(chs[0] // 2, 1), chs[0], norm)
@@ -381,7 +383,7 @@ class VNet(nn.Module):
         if depth < 1 or len(convs) != depth + 1 or min(convs) < 1:
             raise ValueError(f"VNet: need depth >= 1 and depth + 1 conv counts >= 1, got "
                              f"depth={depth}, convs={convs!r}")
-        chs = [width * 2**i for i in range(depth + 1)]
+        chs = channel_ladder("VNet", width, depth)
         self.in_channels = in_channels
         self.depth = depth
         self.stage0 = ResidualStage3d(chs[0], convs[0], in_ch=in_channels)

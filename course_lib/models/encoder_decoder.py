@@ -112,6 +112,24 @@ def _check_depths(name: str, depths: Sequence[int]) -> tuple[int, ...]:
     return depths
 
 
+def _vgg_encoder(in_channels: int, widths: Sequence[int], depths: Sequence[int]) -> nn.ModuleList:
+    """The VGG-style encoder of SegNet and DeconvNet: stage k has ``depths[k]`` 3x3 convs."""
+    ins = [in_channels, *widths[:-1]]
+    return nn.ModuleList(_vgg_stage(i, ch, d, "bn")
+                         for i, ch, d in zip(ins, widths, depths, strict=True))
+
+
+def _mirrored_decoder(widths: Sequence[int], depths: Sequence[int],
+                      block: type[nn.Module]) -> nn.ModuleList:
+    """Decoder stage k mirrors encoder stage k with ``block`` layers (3x3 convolutions in
+    SegNet, deconvolutions in DeconvNet): ch_k → ch_{k-1}; the first stage ends at widths[0]."""
+    outs = [widths[0], *widths[:-1]]
+    return nn.ModuleList(
+        nn.Sequential(*[block(ch, ch) for _ in range(d - 1)], block(ch, out))
+        for d, ch, out in zip(depths, widths, outs, strict=True)
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # SegNet (Badrinarayanan et al. 2017, Fig. 2)
 # --------------------------------------------------------------------------------------------
@@ -163,18 +181,9 @@ class SegNet(nn.Module):
         depths = _check_depths("SegNet", depths or VGG_DEPTHS["vgg16"])
         widths = _stage_widths(width, len(depths))
         self.in_channels = in_channels
-        self.encoder = nn.ModuleList()
-        prev = in_channels
-        for d, ch in zip(depths, widths, strict=True):
-            self.encoder.append(_vgg_stage(prev, ch, d, "bn"))
-            prev = ch
+        self.encoder = _vgg_encoder(in_channels, widths, depths)
         self.pool, self.unpool = IndexPool(), IndexUnpool()
-        # decoder stage k mirrors encoder stage k: ch_k → ch_{k-1} (the first ends at widths[0])
-        self.decoder = nn.ModuleList()
-        outs = [widths[0], *widths[:-1]]
-        for d, ch, out in zip(depths, widths, outs, strict=True):
-            layers = [ConvBNReLU(ch, ch) for _ in range(d - 1)] + [ConvBNReLU(ch, out)]
-            self.decoder.append(nn.Sequential(*layers))
+        self.decoder = _mirrored_decoder(widths, depths, ConvBNReLU)
         self.classifier = nn.Conv2d(widths[0], num_classes, 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
@@ -234,22 +243,14 @@ class DeconvNet(nn.Module):
         k = fc_kernel or (7 if full else 3)
         widths = _stage_widths(width, len(depths))
         self.in_channels = in_channels
-        self.encoder = nn.ModuleList()
-        prev = in_channels
-        for d, ch in zip(depths, widths, strict=True):
-            self.encoder.append(_vgg_stage(prev, ch, d, "bn"))
-            prev = ch
+        self.encoder = _vgg_encoder(in_channels, widths, depths)
         self.pool, self.unpool = IndexPool(), IndexUnpool()
         self.fc = nn.Sequential(  # fc6, fc7 (convolutionalised) and deconv-fc6
-            ConvBNReLU(prev, fc_channels, kernel_size=k),
+            ConvBNReLU(widths[-1], fc_channels, kernel_size=k),
             ConvBNReLU(fc_channels, fc_channels, kernel_size=1),
-            DeconvBNReLU(fc_channels, prev, kernel_size=k),
+            DeconvBNReLU(fc_channels, widths[-1], kernel_size=k),
         )
-        self.decoder = nn.ModuleList()
-        outs = [widths[0], *widths[:-1]]
-        for d, ch, out in zip(depths, widths, outs, strict=True):
-            layers = [DeconvBNReLU(ch, ch) for _ in range(d - 1)] + [DeconvBNReLU(ch, out)]
-            self.decoder.append(nn.Sequential(*layers))
+        self.decoder = _mirrored_decoder(widths, depths, DeconvBNReLU)
         self.classifier = nn.Conv2d(widths[0], num_classes, 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:

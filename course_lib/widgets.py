@@ -219,6 +219,43 @@ def _dataset_names_and_palette(dataset: Any, num_classes: int,
     return names, viz.get_palette(palette, num_classes)
 
 
+def _predict_labels(model: nn.Module, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """One image's predicted labels [H, W] (eval mode, no grad, scores resized to ``size``)."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(image[None].to(device))
+    model.train(was_training)
+    if isinstance(out, dict):
+        out = out["out"]
+    if out.dim() == 3:  # already labels [1, H, W]
+        return out[0].long().cpu()
+    if out.shape[-2:] != tuple(size):
+        out = torch.nn.functional.interpolate(out.float(), size=size, mode="bilinear",
+                                              align_corners=False)
+    return out.argmax(1)[0].cpu()
+
+
+def _sample_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                   ignore_index: int) -> dict[str, Any]:
+    """One image's per-class IoU (float64, NaN for classes absent from target and
+    prediction), its mIoU over the classes present, and its pixel accuracy."""
+    from course_lib import metrics
+
+    cm = metrics.confusion_matrix(pred[None], target[None], num_classes,
+                                  ignore_index=ignore_index)
+    iou = torch.as_tensor(metrics.iou_per_class(cm), dtype=torch.float64)
+    present = ~torch.isnan(iou)
+    total = cm.sum().item()
+    return {
+        "iou": iou,
+        "miou": float(iou[present].mean()) if present.any() else float("nan"),
+        "pixel_accuracy": float(cm.diag().sum().item() / total) if total else float("nan"),
+    }
+
+
 def _split_sample(sample: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(sample, dict):
         if "image" not in sample or "mask" not in sample:
@@ -277,38 +314,14 @@ class PredictionBrowser(_Explorer):
         i = self.index.value if index is None else int(index)
         if i not in self._cache:
             image, target = _split_sample(self.dataset[i])
-            param = next(self.model.parameters(), None)
-            device = param.device if param is not None else torch.device("cpu")
-            was_training = self.model.training
-            self.model.eval()
-            with torch.no_grad():
-                out = self.model(image[None].to(device))
-            self.model.train(was_training)
-            if isinstance(out, dict):
-                out = out["out"]
-            if out.shape[-2:] != target.shape[-2:]:
-                out = torch.nn.functional.interpolate(out.float(), size=target.shape[-2:],
-                                                      mode="bilinear", align_corners=False)
-            pred = out.argmax(1)[0].cpu() if out.dim() == 4 else out[0].long().cpu()
+            pred = _predict_labels(self.model, image, tuple(target.shape[-2:]))
             self._cache[i] = (image, target, pred)
         return self._cache[i]
 
     def iou(self, index: int | None = None) -> dict[str, Any]:
         """Per-class IoU (NaN for classes absent from target and prediction), mIoU, accuracy."""
-        from course_lib import metrics
-
         _, target, pred = self.sample(index)
-        cm = metrics.confusion_matrix(pred[None], target[None], self.num_classes,
-                                      ignore_index=self.ignore_index)
-        iou = metrics.iou_per_class(cm)
-        iou = torch.as_tensor(iou, dtype=torch.float64)
-        present = ~torch.isnan(iou)
-        total = cm.sum().item()
-        return {
-            "iou": iou,
-            "miou": float(iou[present].mean()) if present.any() else float("nan"),
-            "pixel_accuracy": float(cm.diag().sum().item() / total) if total else float("nan"),
-        }
+        return _sample_scores(pred, target, self.num_classes, self.ignore_index)
 
     def iou_html(self, index: int | None = None) -> str:
         """The sample's per-class IoU as an HTML table."""
@@ -564,37 +577,6 @@ class ReceptiveFieldExplorer(_Explorer):
 # --------------------------------------------------------------------------------------
 # Comparing models (notebook 05: FCN-32s / 16s / 8s side by side)
 # --------------------------------------------------------------------------------------
-def _predict_labels(model: nn.Module, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """One image's predicted labels [H, W] (eval mode, no grad, scores resized to ``size``)."""
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(image[None].to(device))
-    model.train(was_training)
-    if isinstance(out, dict):
-        out = out["out"]
-    if out.dim() == 3:  # already labels [1, H, W]
-        return out[0].long().cpu()
-    if out.shape[-2:] != tuple(size):
-        out = torch.nn.functional.interpolate(out.float(), size=size, mode="bilinear",
-                                              align_corners=False)
-    return out.argmax(1)[0].cpu()
-
-
-def _sample_miou(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                 ignore_index: int) -> float:
-    """mIoU of one image over the classes present in its target or prediction."""
-    from course_lib import metrics
-
-    cm = metrics.confusion_matrix(pred[None], target[None], num_classes,
-                                  ignore_index=ignore_index)
-    iou = torch.as_tensor(metrics.iou_per_class(cm), dtype=torch.float64)
-    present = ~torch.isnan(iou)
-    return float(iou[present].mean()) if present.any() else float("nan")
-
-
 class ModelComparer(_Explorer):
     """Several models' predictions on the same sample, side by side, each with its mIoU.
 
@@ -645,7 +627,7 @@ class ModelComparer(_Explorer):
     def scores(self, index: int | None = None) -> dict[str, float]:
         """Each model's mIoU on one sample: ``{name: miou}``."""
         _, target, preds = self.sample(index)
-        return {name: _sample_miou(pred, target, self.num_classes, self.ignore_index)
+        return {name: _sample_scores(pred, target, self.num_classes, self.ignore_index)["miou"]
                 for name, pred in preds.items()}
 
     def scores_html(self, index: int | None = None) -> str:
@@ -778,7 +760,7 @@ class CRFIterationViewer(_Explorer):
         i = self.index.value if index is None else int(index)
         pred, target = self.prediction(t, i), self.targets[i]
         return {
-            "miou": _sample_miou(pred, target, self.num_classes, self.ignore_index),
+            "miou": _sample_scores(pred, target, self.num_classes, self.ignore_index)["miou"],
             "boundary_f": metrics.boundary_f_score(pred[None], target[None], self.num_classes,
                                                    ignore_index=self.ignore_index),
             "changed": int((pred != self.labels[0, i].long()).sum()),

@@ -51,6 +51,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,6 @@ PALETTE: np.ndarray = np.array(
 )
 VOID_COLOUR = (224, 224, 192)  # as in PASCAL VOC
 
-VARIANTS: tuple[str, ...] = ("default", "microscopy", "volume", "context")  # append only
 TARGETS: tuple[str, ...] = ("semantic", "all")
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 GENERATOR_VERSION = 1  # bump when the drawing changes: it invalidates the on-disk cache
@@ -700,23 +700,33 @@ def _draw_context(rng: np.random.Generator, size: int, with_depth: bool) -> dict
     return {"image": img.astype(np.uint8), "label": lab, "inst": inst}
 
 
-#: Per-variant class names and palettes (the data set's attributes), and image dimensions.
-_VARIANT_INFO: dict[str, dict[str, Any]] = {
-    "default": {"class_names": CLASS_NAMES, "palette": PALETTE, "spatial_dims": 2},
-    "microscopy": {"class_names": MICROSCOPY_CLASS_NAMES, "palette": MICROSCOPY_PALETTE,
-                   "spatial_dims": 2},
-    "volume": {"class_names": VOLUME_CLASS_NAMES, "palette": VOLUME_PALETTE, "spatial_dims": 3},
-    "context": {"class_names": CLASS_NAMES, "palette": PALETTE, "spatial_dims": 2},
-}
 __all__ += ["MICROSCOPY_CLASS_NAMES", "MICROSCOPY_PALETTE", "VOLUME_CLASS_NAMES",
             "VOLUME_PALETTE", "MAX_LESION_FRACTION"]
 
-_GENERATORS: dict[str, Callable[[np.random.Generator, int, bool], dict[str, np.ndarray]]] = {
-    "default": _draw_default,
-    "microscopy": _draw_microscopy,
-    "volume": _draw_volume,
-    "context": _draw_context,
+
+@dataclass(frozen=True)
+class _Variant:
+    """One world: its drawing function and what a data set of it looks like."""
+
+    draw: Callable[[np.random.Generator, int, bool], dict[str, np.ndarray]]
+    class_names: tuple[str, ...]
+    palette: np.ndarray
+    image_channels: int = 3
+    spatial_dims: int = 2  # 3: volumes [C,D,H,W], semantic targets only
+    has_depth: bool = False  # can append a depth channel (with_depth=True)
+    size_field: str = "image_size"  # the profile field that gives the default side
+
+
+#: Append only: a variant's position is part of its random seed.
+_VARIANTS: dict[str, _Variant] = {
+    "default": _Variant(_draw_default, CLASS_NAMES, PALETTE, has_depth=True),
+    "microscopy": _Variant(_draw_microscopy, MICROSCOPY_CLASS_NAMES, MICROSCOPY_PALETTE,
+                           image_channels=1),
+    "volume": _Variant(_draw_volume, VOLUME_CLASS_NAMES, VOLUME_PALETTE, image_channels=1,
+                       spatial_dims=3, size_field="volume_size"),
+    "context": _Variant(_draw_context, CLASS_NAMES, PALETTE),
 }
+VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
 
 
 # --------------------------------------------------------------------------------------
@@ -766,28 +776,26 @@ class ShapesWorld(Dataset):
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         self.num_samples = int(num_samples)
-        self.variant = _check_choice(variant, tuple(_GENERATORS), "variant")
-        default_size = (config.get_profile().volume_size if variant == "volume"
-                        else config.get_profile().image_size)
-        self.image_size = int(image_size or default_size)
+        self.variant = _check_choice(variant, VARIANTS, "variant")
+        world = self._world = _VARIANTS[self.variant]
+        self.image_size = int(image_size or getattr(config.get_profile(), world.size_field))
         if self.image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
         self.seed = int(seed)
         self.split = _check_choice(split, SPLITS, "split")
         self.with_depth = bool(with_depth)
         self.target = _check_choice(target, TARGETS, "target")
-        if self.with_depth and variant != "default":
+        if self.with_depth and not world.has_depth:
             raise ValueError(f"with_depth=True needs variant='default' (the {variant!r} "
                              "variant has no depth map)")
-        if self.target != "semantic" and variant == "volume":
+        if self.target != "semantic" and world.spatial_dims == 3:
             raise ValueError("the 'volume' variant supports only target='semantic' "
                              f"(image [1,D,H,W], mask [D,H,W]), got target={target!r}")
         self.transform = transform
-        info = _VARIANT_INFO[self.variant]
-        self.class_names = info["class_names"]
-        self.palette = info["palette"]
+        self.class_names = world.class_names
+        self.palette = world.palette
         self.num_classes = len(self.class_names)
-        self.spatial_dims = info["spatial_dims"]
+        self.spatial_dims = world.spatial_dims
         self.cache_path: Path | None = None
         self._cached: dict[str, torch.Tensor] | None = None
         if cache:
@@ -805,7 +813,7 @@ class ShapesWorld(Dataset):
 
     # -- raw arrays -----------------------------------------------------------------
     def _rng(self, index: int) -> np.random.Generator:
-        variant_code = VARIANTS.index(self.variant) if self.variant in VARIANTS else 0
+        variant_code = VARIANTS.index(self.variant)
         return np.random.default_rng([self.seed, SPLITS[self.split], index, variant_code])
 
     def raw(self, index: int) -> dict[str, np.ndarray]:
@@ -824,7 +832,7 @@ class ShapesWorld(Dataset):
             if self.with_depth:
                 out["depth"] = self._cached["depth"][index].numpy()
             return out
-        return _GENERATORS[self.variant](self._rng(index), self.image_size, self.with_depth)
+        return self._world.draw(self._rng(index), self.image_size, self.with_depth)
 
     # -- cache ----------------------------------------------------------------------
     def _load_or_build_cache(self) -> dict[str, torch.Tensor]:
@@ -842,15 +850,14 @@ class ShapesWorld(Dataset):
             except Exception:  # noqa: BLE001 - a broken cache file is simply rebuilt
                 pass
         raws = [
-            _GENERATORS[self.variant](self._rng(i), self.image_size, self.with_depth)
+            self._world.draw(self._rng(i), self.image_size, self.with_depth)
             for i in range(self.num_samples)
         ]
         s = self.image_size
         grid = (s,) * self.spatial_dims
-        channels = 3 if self.variant in ("default", "context") else 1
         data = {
             "image": torch.from_numpy(np.stack([r["image"] for r in raws]))
-            if raws else torch.zeros(0, channels, *grid, dtype=torch.uint8),
+            if raws else torch.zeros(0, self._world.image_channels, *grid, dtype=torch.uint8),
             "label": torch.from_numpy(np.stack([r["label"] for r in raws]))
             if raws else torch.zeros(0, *grid, dtype=torch.uint8),
             "inst": torch.from_numpy(np.stack([r["inst"] for r in raws]))

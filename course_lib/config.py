@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import platform
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,7 +25,11 @@ import torch
 ENV_VAR = "COURSE_PROFILE"
 DEFAULT_PROFILE = "standard"
 DATA_DIR_VAR = "COURSE_DATA_DIR"
+SEED_VAR = "COURSE_SEED"  # the seed of every experiment; enforced lessons hold for 0, 1 and 2
+SMOKE_VAR = "COURSE_SMOKE"  # "1": every training loop stops after SMOKE_STEPS steps
+SMOKE_STEPS = 2  # optimiser steps of each training loop, and batches of each evaluation
 IGNORE_INDEX = 255  # label of "void" pixels, dropped by losses and metrics (as in VOC)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,35 @@ def profile_name() -> str:
 def get_profile(name: str | None = None) -> Profile:
     """The named profile, or the active one."""
     return PROFILES[_check_name(name)] if name is not None else PROFILES[profile_name()]
+
+
+def course_seed() -> int:
+    """The experiments' seed: ``COURSE_SEED`` (default 0). Notebooks seed everything with it."""
+    raw = os.environ.get(SEED_VAR, "0").strip() or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{SEED_VAR} must be an integer, got {raw!r}") from None
+
+
+def smoke() -> bool:
+    """True in a smoke run (``COURSE_SMOKE=1``): build, train a step, evaluate, draw; no lessons.
+
+    A smoke run executes a notebook end to end in any profile (``full`` on a CPU, say) with
+    every training loop capped at :data:`SMOKE_STEPS` steps and every evaluation at
+    :data:`SMOKE_STEPS` batches: it proves that the configuration builds and runs.
+    """
+    return os.environ.get(SMOKE_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cap_steps(steps: int) -> int:
+    """``steps``, or at most :data:`SMOKE_STEPS` in a smoke run (for hand-written loops)."""
+    return min(steps, SMOKE_STEPS) if smoke() else steps
+
+
+def capped(iterable: Iterable[T]) -> Iterator[T]:
+    """``iterable``, cut after :data:`SMOKE_STEPS` items in a smoke run."""
+    return itertools.islice(iterable, SMOKE_STEPS) if smoke() else iter(iterable)
 
 
 def data_dir() -> Path:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "check_function",
     "check_shape",
     "check_true",
+    "forbidding",
     "passed",
 ]
 
@@ -191,18 +193,66 @@ def _normalise_case(case: Any) -> tuple[tuple, dict, Any]:
     raise ValueError("a case is (args, expected) or {'args': ..., 'kwargs': ..., 'expected': ...}")
 
 
+class DelegatedToLibrary(Exception):
+    """Raised when an exercise's solution calls a library function that the check forbids."""
+
+
+@contextlib.contextmanager
+def forbidding(functions: Sequence[Callable]) -> Iterator[None]:
+    """Make each of ``functions`` raise :class:`DelegatedToLibrary` inside the block.
+
+    The function is replaced where a solution can reach it: in the module that defines it,
+    in every ``course_lib`` module that imported it by name, and in the notebook's namespace.
+    An exercise is about writing the computation, so a solution that only calls the
+    library's own answer must not pass.
+    """
+    patched: list[tuple[Any, str, Any]] = []
+
+    def blocked_version(original: Callable) -> Callable:
+        def blocked(*args: Any, **kwargs: Any) -> Any:
+            raise DelegatedToLibrary(
+                f"this exercise asks you to write the computation yourself; your solution "
+                f"called the library's {original.__module__}.{original.__name__}")
+        return blocked
+
+    try:
+        for original in functions:
+            stand_in = blocked_version(original)
+            owners = [m for name, m in list(sys.modules.items())
+                      if m is not None and (name == "__main__" or name.startswith("course_lib"))]
+            for owner in owners:
+                for attr, value in list(vars(owner).items()):
+                    if value is original:
+                        patched.append((owner, attr, value))
+                        setattr(owner, attr, stand_in)
+        yield
+    finally:
+        for owner, attr, value in reversed(patched):
+            setattr(owner, attr, value)
+
+
 def check_function(fn: Callable, cases: Iterable[Any], name: str | None = None,
-                   atol: float = 1e-6, rtol: float = 1e-5, hint: str | None = None) -> None:
+                   atol: float = 1e-6, rtol: float = 1e-5, hint: str | None = None,
+                   forbid: Sequence[Callable] = ()) -> None:
     """Call ``fn`` on each case and compare with the expected result.
 
     A case is ``(args, expected)`` or ``{"args": (...), "kwargs": {...}, "expected": ...}``.
     ``expected`` may be a callable ``expected(result) -> bool`` for property checks.
     Numbers and tensors are compared with :func:`check_close`, anything else with ``==``.
+    ``forbid``: library functions the solution may not call (see :func:`forbidding`).
     """
     label = name or getattr(fn, "__name__", "function")
     cases = list(cases)
     if not cases:
         raise ValueError("check_function needs at least one case")
+    if forbid:
+        with forbidding(forbid):
+            try:
+                check_function(fn, cases, name=label, atol=atol, rtol=rtol, hint=hint)
+            except DelegatedToLibrary as err:
+                _fail(label, "your own computation", str(err),
+                      "use the building blocks (torch operations), not the finished function")
+        return
     for i, case in enumerate(cases):
         args, kwargs, expected = _normalise_case(case)
         call = ", ".join([_describe(a, 40) for a in args]

@@ -244,7 +244,7 @@ def evaluate(
     total_loss, total_images = 0.0, 0
     try:
         with torch.no_grad():
-            for batch in loader:
+            for batch in config.capped(loader):  # a smoke run scores a couple of batches
                 image, mask = _to_device(*_split_batch(batch), device)
                 with config.autocast(device):
                     out = model(image)
@@ -565,6 +565,7 @@ def _fit(
         train_loader = _distributed_loader(train_loader, order_seed)  # type: ignore[arg-type]
     per_epoch = _loader_length(train_loader, "train_loader")
     total_steps = steps if steps is not None else epochs * per_epoch  # type: ignore[operator]
+    total_steps = config.cap_steps(total_steps)  # a smoke run trains a couple of steps only
     num_epochs = math.ceil(total_steps / per_epoch)
     sched = _make_scheduler(scheduler, optimizer, total_steps)
     scaler = config.grad_scaler(device)

@@ -113,3 +113,20 @@ def test_banner_content() -> None:
     assert torch.__version__ in line and torchvision.__version__ in line
     assert "AMP=" in line and f"threads={torch.get_num_threads()}" in line
     assert "\n" not in line
+
+
+def test_seed_and_smoke_caps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_lib import config
+
+    monkeypatch.delenv(config.SMOKE_VAR, raising=False)
+    monkeypatch.delenv(config.SEED_VAR, raising=False)
+    assert config.course_seed() == 0 and not config.smoke()
+    assert config.cap_steps(50) == 50 and list(config.capped(range(5))) == [0, 1, 2, 3, 4]
+    monkeypatch.setenv(config.SEED_VAR, "2")
+    monkeypatch.setenv(config.SMOKE_VAR, "1")
+    assert config.course_seed() == 2 and config.smoke()
+    assert config.cap_steps(50) == config.SMOKE_STEPS == 2
+    assert list(config.capped(range(5))) == [0, 1]
+    monkeypatch.setenv(config.SEED_VAR, "one")
+    with pytest.raises(ValueError, match="COURSE_SEED must be an integer"):
+        config.course_seed()

@@ -100,3 +100,22 @@ def test_unsolved_exercise_error_is_not_hidden() -> None:
 
     with pytest.raises(NotImplementedError, match="Exercise"):
         grading.check_function(stub, [((1,), 1)])
+
+
+def test_forbid_fails_a_solution_that_only_calls_the_library() -> None:
+    from course_lib import metrics
+
+    cm = torch.tensor([[3.0, 1.0], [2.0, 4.0]])
+    expected = metrics.iou_per_class(cm)
+
+    def delegating(cm: torch.Tensor) -> torch.Tensor:
+        return metrics.iou_per_class(cm)
+
+    def own(cm: torch.Tensor) -> torch.Tensor:
+        d = cm.diag()
+        return d / (cm.sum(0) + cm.sum(1) - d)
+
+    with pytest.raises(AssertionError, match="called the library's course_lib.metrics"):
+        grading.check_function(delegating, [((cm,), expected)], forbid=[metrics.iou_per_class])
+    grading.check_function(own, [((cm,), expected)], forbid=[metrics.iou_per_class])
+    assert metrics.iou_per_class(cm).allclose(expected)  # restored afterwards

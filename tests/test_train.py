@@ -105,6 +105,21 @@ def test_steps_counts_optimizer_steps_and_partial_epochs() -> None:
     assert history.lr[-1] == pytest.approx(0.0, abs=1e-12)  # poly reached the end
 
 
+def test_smoke_run_trains_two_steps_and_scores_two_batches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config.seed_everything(0)
+    train, val = loaders(n_train=8, n_val=8, batch=2)  # 4 batches each
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    steps, seen = [], []
+    optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    model.register_forward_pre_hook(lambda m, args: seen.append(m.training))
+    monkeypatch.setenv(config.SMOKE_VAR, "1")
+    history = fit(model, train, val, optimizer=optimizer, epochs=3, progress=False)
+    assert len(steps) == config.SMOKE_STEPS and history.epoch == [1]
+    assert seen.count(False) == config.SMOKE_STEPS  # two validation batches, not four
+
+
 def test_poly_schedule_values() -> None:
     param = nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=0.1)

@@ -29,7 +29,11 @@ class ModelSpec:
     spatial_dims: int = 2  # 3 for volumetric models (input [N, C, D, H, W])
     size_multiple: int = 1  # input sides must be a multiple of this (else ValueError)
     test_kwargs: dict[str, Any] = field(default_factory=dict)  # tiny config for tests
-    output: str = "logits"  # "logits" → tensor [N, K, H, W]; "dict" → {"out": ..., ...}
+    # "logits" → tensor [N, K, H, W]; "dict" → {"out": ..., ...}; "detections" → torchvision's
+    # detection contract: forward(list of [C, H, W] images[, list of target dicts]) returns a
+    # dict of losses in training and a list of {"boxes", "labels", "scores", "masks"} in eval.
+    output: str = "logits"
+    full_params: int | None = None  # parameter count of the full=True model (tested on meta)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -49,8 +53,11 @@ def register_model(
     size_multiple: int = 1,
     test_kwargs: dict[str, Any] | None = None,
     output: str = "logits",
+    full_params: int | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator adding a model to the registry under ``name``."""
+    if output not in ("logits", "dict", "detections"):
+        raise ValueError(f"output must be 'logits', 'dict' or 'detections', got {output!r}")
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].builder is not cls:
@@ -58,7 +65,7 @@ def register_model(
         _REGISTRY[name] = ModelSpec(
             name=name, builder=cls, family=family, paper=paper, year=year,
             spatial_dims=spatial_dims, size_multiple=size_multiple,
-            test_kwargs=dict(test_kwargs or {}), output=output,
+            test_kwargs=dict(test_kwargs or {}), output=output, full_params=full_params,
         )
         return cls
 

@@ -48,7 +48,7 @@ from . import register_model
 from .backbones import build_backbone
 from .blocks import ConvBNReLU, DepthwiseSeparableConv, check_channels, resize_to
 from .crf import DEEPLAB_CRF, CRFParams, dense_crf
-from .multiscale import FCNHead
+from .heads import FCNHead
 
 V2_RATES = (6, 12, 18, 24)  # at output stride 8 (the paper's only setting)
 V3_RATES = (6, 12, 18)  # at output stride 16; doubled at 8

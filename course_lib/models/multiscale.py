@@ -39,32 +39,7 @@ from torch import nn
 from . import register_model
 from .backbones import FEATURE_KEYS, build_backbone
 from .blocks import ConvBNReLU, check_channels, resize_to
-
-
-def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 2) -> nn.Module:
-    """GroupNorm with as many groups as possible (≤ ``max_groups``, the paper's 32) such that
-    each group holds at least ``min_per_group`` channels; identity for a single channel.
-
-    With at least two channels per group, the statistics are never taken over one value, even
-    for a 1x1 map of a single image (a pooled branch with batch 1).
-    """
-    groups = next((g for g in (32, 16, 8, 4, 2, 1)
-                   if g <= max_groups and channels % g == 0 and channels // g >= min_per_group),
-                  None)
-    return nn.Identity() if groups is None else nn.GroupNorm(groups, channels)
-
-
-class FCNHead(nn.Sequential):
-    """The auxiliary head (torchvision's ``FCNHead``; PSPNet's deep supervision on ``c4``):
-    3x3 conv to ``in_ch // 4`` channels, BatchNorm, ReLU, dropout 0.1, 1x1 conv to classes."""
-
-    def __init__(self, in_ch: int, num_classes: int, dropout: float = 0.1) -> None:
-        inter = max(in_ch // 4, 1)
-        super().__init__(
-            ConvBNReLU(in_ch, inter, 3),
-            nn.Dropout(dropout),
-            nn.Conv2d(inter, num_classes, 1),
-        )
+from .heads import FCNHead, group_norm
 
 
 # --------------------------------------------------------------------------------------------

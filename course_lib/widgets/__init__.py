@@ -1,5 +1,7 @@
 """Interactive explorers for the notebooks (ipywidgets 8), each with a static fallback.
 
+The shared display logic and helpers live in :mod:`course_lib.widgets.base`.
+
 Every explorer has
 
 - ``.widget``: the ipywidgets box to interact with in JupyterLab;
@@ -14,7 +16,6 @@ the controls changes the ``<img>`` in the page.
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from collections.abc import Sequence
@@ -27,53 +28,23 @@ from torch import nn
 
 from course_lib import viz
 from course_lib.config import IGNORE_INDEX
+from course_lib.widgets.base import (
+    Explorer,
+    class_legend,
+    dataset_names_and_palette,
+    in_notebook_kernel,
+    predict_labels,
+    sample_scores,
+    split_sample,
+)
 
 __all__ = ["FeatureMapExplorer", "PredictionBrowser", "TrainingMonitor", "in_notebook_kernel"]
-
-
-def in_notebook_kernel() -> bool:
-    """True inside a Jupyter kernel (a front end that may render widgets is attached)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with ipywidgets
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-class _Explorer:
-    """Shared display logic: widget view + static PNG in one mime bundle."""
-
-    widget: W.Widget
-
-    def figure(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def to_png(self) -> bytes:
-        """The current view as PNG bytes."""
-        return _render(self.figure())
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict:
-        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
-        bundle.setdefault("text/plain", f"<{type(self).__name__}>")
-        return bundle
-
-    def show_static(self) -> None:
-        """Display the current view as a plain PNG picture (no widget needed)."""
-        from IPython.display import Image, display
-
-        display(Image(data=self.to_png(), format="png"))
-
-
-def _render(fig: Any) -> bytes:
-    return viz.figure_to_png(fig, dpi=80)
 
 
 # --------------------------------------------------------------------------------------
 # Feature maps
 # --------------------------------------------------------------------------------------
-class FeatureMapExplorer(_Explorer):
+class FeatureMapExplorer(Explorer):
     """Pick a layer and a channel; see that layer's activations for one image.
 
     One forward pass with hooks on every leaf module records each 4-D output ``[1,C,H,W]``;
@@ -188,90 +159,7 @@ class FeatureMapExplorer(_Explorer):
         self.picture.value = self.to_png()
 
 
-# --------------------------------------------------------------------------------------
-# Predictions
-# --------------------------------------------------------------------------------------
-def _class_legend(fig: Any, label_maps: Sequence[torch.Tensor], num_classes: int,
-                  palette: np.ndarray, class_names: Sequence[str] | None) -> None:
-    """A legend of the classes that occur in any of ``label_maps`` (labels >= K left out)."""
-    seen = torch.unique(torch.cat([m.flatten() for m in label_maps])).tolist()
-    handles = viz._legend_handles(np.array([k for k in seen if 0 <= k < num_classes], dtype=int),
-                                  palette, class_names)
-    if handles:
-        fig.legend(handles=handles, loc="outside right upper", fontsize=7, title="classes")
-
-
-def _dataset_names_and_palette(dataset: Any, num_classes: int,
-                               class_names: Sequence[str] | None,
-                               palette: str | np.ndarray | Sequence | None
-                               ) -> tuple[list[str], np.ndarray]:
-    """Check a browsable data set; class names and palette from the arguments, else from
-    the data set's attributes, else generic ones."""
-    if len(dataset) == 0:
-        raise ValueError("the dataset is empty")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    names = list(class_names if class_names is not None
-                 else getattr(dataset, "class_names", None)
-                 or [str(k) for k in range(num_classes)])
-    if palette is None:
-        palette = getattr(dataset, "palette", None)
-    return names, viz.get_palette(palette, num_classes)
-
-
-def _predict_labels(model: nn.Module, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """One image's predicted labels [H, W] (eval mode, no grad, scores resized to ``size``)."""
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(image[None].to(device))
-    model.train(was_training)
-    if isinstance(out, dict):
-        out = out["out"]
-    if out.dim() == 3:  # already labels [1, H, W]
-        return out[0].long().cpu()
-    if out.shape[-2:] != tuple(size):
-        out = torch.nn.functional.interpolate(out.float(), size=size, mode="bilinear",
-                                              align_corners=False)
-    return out.argmax(1)[0].cpu()
-
-
-def _sample_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                   ignore_index: int) -> dict[str, Any]:
-    """One image's per-class IoU (float64, NaN for classes absent from target and
-    prediction), its mIoU over the classes present, and its pixel accuracy."""
-    from course_lib import metrics
-
-    cm = metrics.confusion_matrix(pred[None], target[None], num_classes,
-                                  ignore_index=ignore_index)
-    iou = torch.as_tensor(metrics.iou_per_class(cm), dtype=torch.float64)
-    present = ~torch.isnan(iou)
-    total = cm.sum().item()
-    return {
-        "iou": iou,
-        "miou": float(iou[present].mean()) if present.any() else float("nan"),
-        "pixel_accuracy": float(cm.diag().sum().item() / total) if total else float("nan"),
-    }
-
-
-def _split_sample(sample: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(sample, dict):
-        if "image" not in sample or "mask" not in sample:
-            raise ValueError(f"a sample dict needs 'image' and 'mask', got keys {list(sample)}")
-        image, mask = sample["image"], sample["mask"]
-    elif isinstance(sample, tuple | list) and len(sample) >= 2:
-        image, mask = sample[0], sample[1]
-    else:
-        raise ValueError("a dataset item must be (image, mask) or a dict with image and mask")
-    image = torch.as_tensor(image)
-    if image.dtype == torch.uint8:
-        image = image.float() / 255.0
-    return image.float(), torch.as_tensor(mask).long()
-
-
-class PredictionBrowser(_Explorer):
+class PredictionBrowser(Explorer):
     """Browse a model's predictions over a data set, with the sample's per-class IoU.
 
     A slider picks the sample; toggle buttons switch the overlay (masks drawn over the
@@ -288,7 +176,7 @@ class PredictionBrowser(_Explorer):
         self.model = model
         self.dataset = dataset
         self.num_classes = num_classes
-        self.class_names, self.palette = _dataset_names_and_palette(
+        self.class_names, self.palette = dataset_names_and_palette(
             dataset, num_classes, class_names, palette)
         self.ignore_index = ignore_index
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -313,15 +201,15 @@ class PredictionBrowser(_Explorer):
         """``(image [C,H,W], target [H,W], prediction [H,W])`` of a sample (cached)."""
         i = self.index.value if index is None else int(index)
         if i not in self._cache:
-            image, target = _split_sample(self.dataset[i])
-            pred = _predict_labels(self.model, image, tuple(target.shape[-2:]))
+            image, target = split_sample(self.dataset[i])
+            pred = predict_labels(self.model, image, tuple(target.shape[-2:]))
             self._cache[i] = (image, target, pred)
         return self._cache[i]
 
     def iou(self, index: int | None = None) -> dict[str, Any]:
         """Per-class IoU (NaN for classes absent from target and prediction), mIoU, accuracy."""
         _, target, pred = self.sample(index)
-        return _sample_scores(pred, target, self.num_classes, self.ignore_index)
+        return sample_scores(pred, target, self.num_classes, self.ignore_index)
 
     def iou_html(self, index: int | None = None) -> str:
         """The sample's per-class IoU as an HTML table."""
@@ -373,7 +261,7 @@ class PredictionBrowser(_Explorer):
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
-        _class_legend(fig, [target[valid], pred], self.num_classes, self.palette,
+        class_legend(fig, [target[valid], pred], self.num_classes, self.palette,
                       self.class_names)
         return fig
 
@@ -385,7 +273,7 @@ class PredictionBrowser(_Explorer):
 # --------------------------------------------------------------------------------------
 # Training monitor
 # --------------------------------------------------------------------------------------
-class TrainingMonitor(_Explorer):
+class TrainingMonitor(Explorer):
     """Live training curves: pass it to ``fit(..., monitor=TrainingMonitor())``.
 
     In a Jupyter kernel it displays itself on the first ``update`` and redraws the curves
@@ -450,7 +338,7 @@ class TrainingMonitor(_Explorer):
 __all__ += ["ReceptiveFieldExplorer"]
 
 
-class ReceptiveFieldExplorer(_Explorer):
+class ReceptiveFieldExplorer(Explorer):
     """Effective receptive fields of several convolution stacks, side by side, by depth.
 
     ``stacks`` maps a name to an ``nn.Sequential`` whose children are layers (e.g.
@@ -577,7 +465,7 @@ class ReceptiveFieldExplorer(_Explorer):
 # --------------------------------------------------------------------------------------
 # Comparing models (notebook 05: FCN-32s / 16s / 8s side by side)
 # --------------------------------------------------------------------------------------
-class ModelComparer(_Explorer):
+class ModelComparer(Explorer):
     """Several models' predictions on the same sample, side by side, each with its mIoU.
 
     ``models`` maps a display name to a model (logits ``[N,K,H,W]``, or a dict with "out").
@@ -600,7 +488,7 @@ class ModelComparer(_Explorer):
         self.models = dict(models)
         self.dataset = dataset
         self.num_classes = num_classes
-        self.class_names, self.palette = _dataset_names_and_palette(
+        self.class_names, self.palette = dataset_names_and_palette(
             dataset, num_classes, class_names, palette)
         self.ignore_index = ignore_index
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]] = {}
@@ -618,16 +506,16 @@ class ModelComparer(_Explorer):
         """``(image [C,H,W], target [H,W], {name: prediction [H,W]})`` of a sample (cached)."""
         i = self.index.value if index is None else int(index)
         if i not in self._cache:
-            image, target = _split_sample(self.dataset[i])
+            image, target = split_sample(self.dataset[i])
             size = tuple(target.shape[-2:])
-            preds = {name: _predict_labels(m, image, size) for name, m in self.models.items()}
+            preds = {name: predict_labels(m, image, size) for name, m in self.models.items()}
             self._cache[i] = (image, target, preds)
         return self._cache[i]
 
     def scores(self, index: int | None = None) -> dict[str, float]:
         """Each model's mIoU on one sample: ``{name: miou}``."""
         _, target, preds = self.sample(index)
-        return {name: _sample_scores(pred, target, self.num_classes, self.ignore_index)["miou"]
+        return {name: sample_scores(pred, target, self.num_classes, self.ignore_index)["miou"]
                 for name, pred in preds.items()}
 
     def scores_html(self, index: int | None = None) -> str:
@@ -665,7 +553,7 @@ class ModelComparer(_Explorer):
             ax.set_xticks([])
             ax.set_yticks([])
         valid = target != self.ignore_index
-        _class_legend(fig, [target[valid], *preds.values()], self.num_classes, self.palette,
+        class_legend(fig, [target[valid], *preds.values()], self.num_classes, self.palette,
                       self.class_names)
         return fig
 
@@ -677,7 +565,7 @@ class ModelComparer(_Explorer):
 # --------------------------------------------------------------------------------------
 # Dense CRF, iteration by iteration (notebook 06)
 # --------------------------------------------------------------------------------------
-class CRFIterationViewer(_Explorer):
+class CRFIterationViewer(Explorer):
     """Step through the mean-field iterations of a dense CRF (:mod:`course_lib.models.crf`).
 
     ``unary`` [N,K,H,W] are a network's scores for ``images`` [N,C,H,W] (in [0, 1]) with
@@ -760,7 +648,7 @@ class CRFIterationViewer(_Explorer):
         i = self.index.value if index is None else int(index)
         pred, target = self.prediction(t, i), self.targets[i]
         return {
-            "miou": _sample_scores(pred, target, self.num_classes, self.ignore_index)["miou"],
+            "miou": sample_scores(pred, target, self.num_classes, self.ignore_index)["miou"],
             "boundary_f": metrics.boundary_f_score(pred[None], target[None], self.num_classes,
                                                    ignore_index=self.ignore_index),
             "changed": int((pred != self.labels[0, i].long()).sum()),
@@ -847,7 +735,7 @@ def _volume_labels(x: Any, shape: tuple[int, ...], name: str) -> torch.Tensor | 
     return t.long().cpu()
 
 
-class SliceViewer(_Explorer):
+class SliceViewer(Explorer):
     """Browse a 3D volume slice by slice, with its ground truth and a prediction.
 
     Args:
@@ -964,7 +852,7 @@ class SliceViewer(_Explorer):
             ax.set_yticks([])
         axes[0].set_xlabel(f"{self.AXES[self.axis.value]} slice {self.slider.value}")
         shown = [self._take(t) for t in (self.mask, self.prediction) if t is not None]
-        _class_legend(fig, shown, len(self.palette), self.palette, self.class_names)
+        class_legend(fig, shown, len(self.palette), self.palette, self.class_names)
         return fig
 
     def _label_html(self) -> str:

@@ -28,13 +28,24 @@ DATA_DIR_VAR = "COURSE_DATA_DIR"
 SEED_VAR = "COURSE_SEED"  # the seed of every experiment; enforced lessons hold for 0, 1 and 2
 SMOKE_VAR = "COURSE_SMOKE"  # "1": every training loop stops after SMOKE_STEPS steps
 SMOKE_STEPS = 2  # optimiser steps of each training loop, and batches of each evaluation
+# A smoke run also shrinks the data: at most this many training / validation items per set
+# (validation: SMOKE_STEPS batches of SMOKE_BATCH), so a paper-size notebook runs in seconds.
+SMOKE_TRAIN = 8
+SMOKE_BATCH = 2
+SMOKE_VAL = SMOKE_STEPS * SMOKE_BATCH
 IGNORE_INDEX = 255  # label of "void" pixels, dropped by losses and metrics (as in VOC)
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Every size the course uses. Add a field here rather than a literal in a notebook."""
+    """Every size the course uses. Add a field here rather than a literal in a notebook.
+
+    Name a new field by what it counts, so that smoke runs (:func:`smoke_profile`) cap it:
+    ``*epochs`` (1 in a smoke run), ``*steps`` (:data:`SMOKE_STEPS`), ``*_train`` (at most
+    :data:`SMOKE_TRAIN` items), ``*_val`` / ``*_samples`` (at most :data:`SMOKE_VAL`).
+    Image sizes and widths are never capped: the smoke run checks the real configuration.
+    """
 
     name: str
     image_size: int  # side of the square shapes-world images
@@ -130,8 +141,38 @@ def profile_name() -> str:
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The named profile, or the active one."""
-    return PROFILES[_check_name(name)] if name is not None else PROFILES[profile_name()]
+    """The named profile, or the active one (with :func:`smoke_profile`'s caps in a smoke run)."""
+    if name is not None:
+        return PROFILES[_check_name(name)]
+    active = PROFILES[profile_name()]
+    return smoke_profile(active) if smoke() else active
+
+
+def smoke_profile(profile: Profile) -> Profile:
+    """``profile`` with its data and loop sizes cut for a smoke run; image sizes and widths kept.
+
+    Fields are capped by the naming rule of :class:`Profile`: epochs become 1, steps
+    :data:`SMOKE_STEPS`, training sets at most :data:`SMOKE_TRAIN` items, validation sets
+    and sample counts at most :data:`SMOKE_VAL`, batches :data:`SMOKE_BATCH`, no DataLoader
+    workers and one benchmark repetition. Every training loop is capped at
+    :data:`SMOKE_STEPS` steps anyway (:func:`cap_steps`); these caps keep data generation
+    and evaluation of a paper-size notebook to seconds.
+    """
+    changes: dict[str, object] = {"batch_size": min(profile.batch_size, SMOKE_BATCH),
+                                  "num_workers": 0, "bench_repeats": 1}
+    for item in dataclasses.fields(profile):
+        value = getattr(profile, item.name)
+        if item.name in changes or isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if item.name.endswith("epochs"):
+            changes[item.name] = min(value, 1)
+        elif item.name.endswith("steps"):
+            changes[item.name] = min(value, SMOKE_STEPS)
+        elif item.name == "num_train" or item.name.endswith("_train"):
+            changes[item.name] = min(value, SMOKE_TRAIN)
+        elif item.name == "num_val" or item.name.endswith(("_val", "_samples")):
+            changes[item.name] = min(value, SMOKE_VAL)
+    return profile.replace(**changes)
 
 
 def course_seed() -> int:
@@ -151,6 +192,15 @@ def smoke() -> bool:
     :data:`SMOKE_STEPS` batches: it proves that the configuration builds and runs.
     """
     return os.environ.get(SMOKE_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def run_tag() -> str:
+    """What one run writes for another is keyed by this: profile, smoke run and seed.
+
+    E.g. ``"standard-seed1"`` or ``"full-smoke-seed0"``: notebook 06 loads the FCN that
+    notebook 05 trained with the same profile and seed, and never a smoke run's two-step one.
+    """
+    return f"{profile_name()}{'-smoke' if smoke() else ''}-seed{course_seed()}"
 
 
 def cap_steps(steps: int) -> int:
@@ -228,8 +278,10 @@ def banner() -> str:
     device = get_device()
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     prof = get_profile()
+    smoke_note = f" SMOKE: {SMOKE_STEPS} steps per loop, tiny data," if smoke() else ""
     return (
-        f"profile={prof.name} (image {prof.image_size}px, {prof.epochs} epochs) | "
+        f"profile={prof.name} (image {prof.image_size}px, {prof.epochs} epochs,{smoke_note} "
+        f"seed {course_seed()}) | "
         f"device={device.type}{gpu} | AMP={'on' if amp_enabled(device) else 'off'} | "
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
         f"python {platform.python_version()} | threads={torch.get_num_threads()}"

@@ -130,3 +130,30 @@ def test_seed_and_smoke_caps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.SEED_VAR, "one")
     with pytest.raises(ValueError, match="COURSE_SEED must be an integer"):
         config.course_seed()
+
+
+def test_smoke_profile_caps_data_and_loops_but_keeps_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_lib import config
+
+    monkeypatch.setenv(config.SMOKE_VAR, "1")
+    monkeypatch.setenv(config.SEED_VAR, "2")
+    full = config.get_profile("full")  # a named profile is never capped
+    assert full.num_train == 8000 and full.epochs == 60
+    with config.using_profile("full"):
+        smoke = config.get_profile()
+        assert config.run_tag() == "full-smoke-seed2"
+        assert "SMOKE" in config.banner()
+    assert (smoke.image_size, smoke.width, smoke.context_size) == (256, 64, full.context_size)
+    assert smoke.num_train == config.SMOKE_TRAIN and smoke.num_val == config.SMOKE_VAL
+    assert smoke.batch_size == config.SMOKE_BATCH and smoke.num_workers == 0
+    for name in ("epochs", "gan_epochs", "fcn_epochs", "deeplab_epochs"):
+        assert getattr(smoke, name) == 1, name
+    for name in ("seq_steps", "demo_steps", "medical_steps", "volume_steps"):
+        assert getattr(smoke, name) == config.SMOKE_STEPS, name
+    for name in ("context_train", "medical_train", "volume_train"):
+        assert getattr(smoke, name) <= config.SMOKE_TRAIN, name
+    assert smoke.classic_samples <= config.SMOKE_VAL
+    monkeypatch.setenv(config.SMOKE_VAR, "")
+    with config.using_profile("standard"):
+        assert config.get_profile() == config.PROFILES["standard"]
+        assert config.run_tag() == "standard-seed2"

@@ -14,6 +14,7 @@ def _fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     lessons.clear()
     monkeypatch.delenv(config.SMOKE_VAR, raising=False)
     monkeypatch.delenv(lessons.LOG_VAR, raising=False)
+    monkeypatch.delenv(lessons.MODE_VAR, raising=False)
 
 
 def test_a_lesson_that_holds_is_recorded_with_its_numbers() -> None:
@@ -42,6 +43,16 @@ def test_quick_and_smoke_runs_record_but_do_not_enforce(
         entry = lessons.lesson("a claim", "a > b", a=0.1, b=0.2)
     assert entry.holds is False and not entry.enforced
     assert entry.status == "does not hold (not enforced)"
+
+
+def test_record_mode_measures_without_enforcing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(lessons.MODE_VAR, "record")
+    with config.using_profile("standard"):
+        entry = lessons.lesson("a claim", "a > b", a=0.1, b=0.2)
+    assert entry.holds is False and not entry.enforced
+    monkeypatch.setenv(lessons.MODE_VAR, "")
+    with config.using_profile("standard"), pytest.raises(lessons.LessonFailed):
+        lessons.lesson("a claim", "a > b", a=0.1, b=0.2)
 
 
 def test_bad_conditions_and_numbers_are_refused_clearly() -> None:

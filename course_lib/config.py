@@ -85,6 +85,16 @@ class Profile:
     # each fine-tuning on the context world.
     multiscale_epochs: int = 8
     multiscale_context_epochs: int = 6
+    # Notebook 12 (RNN models): ReSeg vs the same CNN on the 'context' world, and the
+    # referring-expression model (CNN + LSTM) on shapes-world scenes with expressions.
+    rnn_size: int = 96  # side of the context-world images of the ReSeg lesson
+    rnn_train: int = 128  # training images of ReSeg and its CNN twin
+    rnn_val: int = 64  # validation images of the ReSeg lesson
+    rnn_epochs: int = 12  # epochs of ReSeg and of its CNN twin (same budget)
+    referring_size: int = 64  # side of the scenes of the referring-expression lesson
+    referring_train: int = 400  # training scenes (several expressions each)
+    referring_val: int = 100  # validation scenes
+    referring_epochs: int = 10  # epochs of the CNN + LSTM referring model
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -100,6 +110,8 @@ PROFILES: dict[str, Profile] = {
         medical_size=48, medical_train=6, medical_steps=15, volume_size=16, volume_train=4,
         volume_steps=10, deeplab_epochs=1, encdec_epochs=1,
         multiscale_epochs=2, multiscale_context_epochs=1,
+        rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
+        referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -113,6 +125,8 @@ PROFILES: dict[str, Profile] = {
         fcn_epochs=20, fcn_finetune_epochs=12, context_size=320, context_train=1024,
         medical_size=256, medical_train=30, medical_steps=3000, volume_size=64,
         volume_train=64, volume_steps=2000,
+        rnn_size=320, rnn_train=1024, rnn_val=256, rnn_epochs=30,  # notebook 12
+        referring_size=256, referring_train=4000, referring_val=500, referring_epochs=30,
     ),
 }
 

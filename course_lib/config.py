@@ -14,6 +14,7 @@ import itertools
 import os
 import platform
 import random
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 _chosen: str | None = None
+_read: str | None = None  # the profile get_profile() last handed out (None: not read yet)
 
 
 def _check_name(name: str) -> str:
@@ -141,10 +143,23 @@ def _check_name(name: str) -> str:
 
 
 def set_profile(name: str) -> Profile:
-    """Choose the profile for this process (overrides ``COURSE_PROFILE``)."""
+    """Choose the profile for this process (overrides ``COURSE_PROFILE``).
+
+    Call it before the sizes are read: a notebook's setup cell reads them once
+    (``profile = get_profile()``), so values read before the switch keep the old sizes.
+    Switching after a different profile was read therefore warns; run the setup cell (or
+    the whole notebook) again after it.
+    """
     global _chosen
-    _chosen = _check_name(name)
-    return PROFILES[_chosen]
+    _check_name(name)
+    if _read is not None and _read != name:
+        warnings.warn(
+            f"set_profile({name!r}) after the {_read!r} profile was already read: sizes read "
+            f"before (e.g. `profile = get_profile()` in the setup cell) keep their {_read!r} "
+            "values. Call set_profile first, or run the cells from the top again after it "
+            f"(or start with {ENV_VAR}={name}).", stacklevel=2)
+    _chosen = name
+    return PROFILES[name]
 
 
 def profile_name() -> str:
@@ -156,9 +171,11 @@ def profile_name() -> str:
 
 def get_profile(name: str | None = None) -> Profile:
     """The named profile, or the active one (with :func:`smoke_profile`'s caps in a smoke run)."""
+    global _read
     if name is not None:
         return PROFILES[_check_name(name)]
-    active = PROFILES[profile_name()]
+    _read = profile_name()
+    active = PROFILES[_read]
     return smoke_profile(active) if smoke() else active
 
 
@@ -280,23 +297,105 @@ def using_profile(name: str) -> Iterator[Profile]:
     global _chosen
     before = _chosen
     try:
-        yield set_profile(name)
+        _chosen = _check_name(name)
+        yield PROFILES[name]
     finally:
         _chosen = before
 
 
+# Threads: set deliberately, because the default (one per core in every process) makes two
+# processes on two cores fight: one training step measured 14x slower (16.7 -> 1.16 steps/s).
+THREADS_VAR = "COURSE_THREADS"  # torch's CPU threads; else OMP_NUM_THREADS; else the cores
+BUSY_LOAD_FACTOR = 1.5  # a 1-minute load average above this many times the cores is "busy"
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def thread_setting() -> tuple[int, str]:
+    """(threads, where that number comes from): ``COURSE_THREADS``, ``OMP_NUM_THREADS``, cores."""
+    for var in (THREADS_VAR, "OMP_NUM_THREADS"):
+        raw = os.environ.get(var, "").strip()
+        if raw:
+            try:
+                threads = int(raw)
+            except ValueError:
+                threads = 0
+            if threads < 1:
+                raise ValueError(f"{var} must be a positive integer, got {raw!r}")
+            return threads, var
+    return available_cores(), "the number of cores"
+
+
+def configure_threads() -> int:
+    """Give torch the course's thread count (:func:`thread_setting`) and return it.
+
+    The first cell of every notebook calls it through :func:`banner`.
+    """
+    threads, _ = thread_setting()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average (processes running or waiting), or None where unknown."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return None
+
+
+def oversubscription_warnings(threads: int | None = None, cores: int | None = None,
+                              load: float | None = None) -> list[str]:
+    """Why training may run slower here than the README's times (empty when nothing is wrong)."""
+    threads = torch.get_num_threads() if threads is None else threads
+    cores = available_cores() if cores is None else cores
+    load = machine_load() if load is None else load
+    found = []
+    if threads > cores:
+        found.append(f"{threads} threads on {cores} cores: the threads wait for each other "
+                     f"(set {THREADS_VAR}={cores} or less)")
+    if load is not None and load > BUSY_LOAD_FACTOR * cores:
+        found.append(f"the machine is busy (1-minute load {load:.1f} on {cores} cores): "
+                     "training runs slower than the README's times while other processes "
+                     f"share the cores; give each of several notebooks run at once "
+                     f"{THREADS_VAR}=1")
+    return found
+
+
 def banner() -> str:
-    """One line for each notebook's first cell: profile, device, versions, threads."""
+    """The first cell's table: profile, sizes, device, AMP, threads, seed, versions.
+
+    It also applies the course's thread count (:func:`configure_threads`) and adds a
+    warning row when the machine is oversubscribed (:func:`oversubscription_warnings`).
+    """
     import torchvision
 
+    threads = configure_threads()
+    _, source = thread_setting()
     device = get_device()
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     prof = get_profile()
-    smoke_note = f" SMOKE: {SMOKE_STEPS} steps per loop, tiny data," if smoke() else ""
-    return (
-        f"profile={prof.name} (image {prof.image_size}px, {prof.epochs} epochs,{smoke_note} "
-        f"seed {course_seed()}) | "
-        f"device={device.type}{gpu} | AMP={'on' if amp_enabled(device) else 'off'} | "
-        f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"python {platform.python_version()} | threads={torch.get_num_threads()}"
-    )
+    amp = "on (float16 autocast)" if amp_enabled(device) else "off (used on CUDA only)"
+    rows = [
+        ("profile", f"{prof.name} (set {ENV_VAR}=quick|standard|full before starting)"),
+        ("sizes", f"images {prof.image_size} px, {prof.num_train} train / {prof.num_val} val, "
+                  f"width {prof.width}, {prof.epochs} epochs, batch {prof.batch_size}"),
+        ("device", f"{device.type}{gpu}"),
+        ("AMP", amp),
+        ("threads", f"{threads} (from {source}; {available_cores()} cores; "
+                    f"{THREADS_VAR} sets it)"),
+        ("seed", f"{course_seed()} ({SEED_VAR})"),
+        ("versions", f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+                     f"python {platform.python_version()}"),
+    ]
+    if smoke():
+        rows.insert(2, ("smoke", f"SMOKE run: {SMOKE_STEPS} steps per loop, tiny data"))
+    rows += [("warning", text) for text in oversubscription_warnings(threads)]
+    return "\n".join(f"{key:<9} {value}" for key, value in rows)

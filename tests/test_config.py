@@ -16,6 +16,7 @@ from course_lib import config
 def _no_chosen_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no set_profile() choice (restored afterwards)."""
     monkeypatch.setattr(config, "_chosen", None)
+    monkeypatch.setattr(config, "_read", None)
 
 
 def test_profiles_grow_from_quick_to_full() -> None:
@@ -57,7 +58,8 @@ def test_env_var_then_set_profile_then_using_profile(monkeypatch: pytest.MonkeyP
     assert config.profile_name() == "standard"
     monkeypatch.setenv(config.ENV_VAR, "full")
     assert config.get_profile().name == "full"  # the environment variable
-    config.set_profile("quick")
+    with pytest.warns(UserWarning, match="already read"):  # after get_profile() above
+        config.set_profile("quick")
     assert config.profile_name() == "quick"  # set_profile wins over the variable
     with config.using_profile("standard") as prof:
         assert prof.name == "standard" and config.get_profile().name == "standard"
@@ -103,16 +105,62 @@ def test_seed_everything_is_deterministic() -> None:
     assert draw() != first
 
 
-def test_banner_content() -> None:
+def test_banner_is_a_short_table(monkeypatch: pytest.MonkeyPatch) -> None:
     import torchvision
 
+    monkeypatch.setenv(config.THREADS_VAR, "1")
     with config.using_profile("quick"):
-        line = config.banner()
-    assert "profile=quick" in line and "image 64px" in line
-    assert f"device={config.get_device().type}" in line
-    assert torch.__version__ in line and torchvision.__version__ in line
-    assert "AMP=" in line and f"threads={torch.get_num_threads()}" in line
-    assert "\n" not in line
+        text = config.banner()
+    rows = dict(line.split(None, 1) for line in text.splitlines())
+    assert list(rows)[:7] == ["profile", "sizes", "device", "AMP", "threads", "seed",
+                              "versions"]
+    assert all(len(line) <= 100 for line in text.splitlines() if not line.startswith("warn"))
+    assert rows["profile"].startswith("quick") and "images 64 px" in rows["sizes"]
+    assert rows["device"].startswith(config.get_device().type) and rows["AMP"][:2] in "onoff"
+    assert torch.__version__ in rows["versions"] and torchvision.__version__ in rows["versions"]
+    assert rows["threads"].startswith("1 (from COURSE_THREADS")
+    assert torch.get_num_threads() == 1  # the banner applied it
+
+
+def test_threads_come_from_course_threads_then_omp_then_cores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.delenv(config.THREADS_VAR, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert config.thread_setting() == (config.available_cores(), "the number of cores")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert config.thread_setting() == (3, "OMP_NUM_THREADS")
+    monkeypatch.setenv(config.THREADS_VAR, "2")
+    assert config.thread_setting() == (2, "COURSE_THREADS")
+    try:
+        assert config.configure_threads() == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    for bad in ("0", "two"):
+        monkeypatch.setenv(config.THREADS_VAR, bad)
+        with pytest.raises(ValueError, match=f"COURSE_THREADS must be a positive integer, "
+                                             f"got '{bad}'"):
+            config.thread_setting()
+
+
+def test_oversubscription_is_reported() -> None:
+    assert config.oversubscription_warnings(threads=2, cores=2, load=1.9) == []
+    busy = config.oversubscription_warnings(threads=2, cores=2, load=4.2)
+    assert len(busy) == 1 and "busy (1-minute load 4.2 on 2 cores)" in busy[0]
+    too_many = config.oversubscription_warnings(threads=8, cores=2, load=0.5)
+    assert len(too_many) == 1 and "8 threads on 2 cores" in too_many[0]
+
+
+def test_set_profile_after_reading_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "_read", None)
+    monkeypatch.setenv(config.ENV_VAR, "quick")
+    config.set_profile("full")  # nothing read yet: silent
+    assert config.get_profile().name == "full"
+    config.set_profile("full")  # the same profile again: silent
+    with pytest.warns(UserWarning, match=r"set_profile\('standard'\) after the 'full' profile "
+                                         r"was already read.*setup cell"):
+        config.set_profile("standard")
+    assert config.get_profile().name == "standard"  # it still switches
 
 
 def test_seed_and_smoke_caps(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,6 +176,32 @@ def train_step_time(
         model.train(was_training)
 
 
+def deeplab_vs_torchvision(
+    size: int = 128, batch: int = 2, repeats: int = 5, device: torch.device | str | None = None
+) -> dict[str, Any]:
+    """Training-step time of the course's full DeepLab v3 (ResNet-50, output stride 8, 21
+    classes, auxiliary head) against ``torchvision.models.segmentation.deeplabv3_resnet50``
+    (no weights) on the same input; returns ``{"ours_ms", "torchvision_ms", "ratio",
+    "device", "size", "batch"}`` (``ratio`` = ours / torchvision, medians of ``repeats``
+    steps). The two networks have the same parameters, tensor by tensor (tests/test_deeplab.py).
+    """
+    from torchvision.models.segmentation import deeplabv3_resnet50
+
+    from .models.deeplab import DeepLabV3
+
+    device = config.get_device() if device is None else torch.device(device)
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, size, size, device=device)
+    target = torch.randint(0, 21, (batch, size, size), device=device)
+    ours = DeepLabV3(num_classes=21, output_stride=8, aux=True, full=True).to(device)
+    theirs = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21,
+                                aux_loss=True).to(device)
+    t_theirs = train_step_time(theirs, x, target, repeats=repeats)["median_ms"]
+    t_ours = train_step_time(ours, x, target, repeats=repeats)["median_ms"]
+    return {"ours_ms": t_ours, "torchvision_ms": t_theirs, "ratio": t_ours / t_theirs,
+            "device": device.type, "size": size, "batch": batch}
+
+
 def _example_input(spatial_dims: int, batch: int, channels: int, size: int, multiple: int,
                    device: torch.device) -> torch.Tensor:
     size = max(multiple, (size + multiple - 1) // multiple * multiple)

@@ -27,16 +27,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import config
+from .losses import cross_entropy, model_loss
+from .runtime import evaluating
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters (only those with ``requires_grad`` if ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def count_flops(model: nn.Module, input: torch.Tensor) -> int:
@@ -46,14 +43,9 @@ def count_flops(model: nn.Module, input: torch.Tensor) -> int:
     multiply-add as 2 FLOPs and covers matrix products and convolutions (the bulk of the
     cost); element-wise operations (ReLU, BatchNorm, interpolation) are not counted.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(input)
-    finally:
-        model.train(was_training)
+    counter = FlopCounterMode(display=False)
+    with evaluating(model), counter:
+        model(input)
     return int(counter.get_total_flops())
 
 
@@ -97,14 +89,8 @@ def measure_latency(
     on the same device.
     """
     repeats = config.get_profile().bench_repeats if repeats is None else repeats
-    device = input.device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return _time_calls(lambda: model(input), device, warmup, repeats)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        return _time_calls(lambda: model(input), input.device, warmup, repeats)
 
 
 def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None) -> int:
@@ -151,29 +137,26 @@ def train_step_time(
     changed by the steps (it is trained a little): pass a copy if that matters. Returns the
     same keys as :func:`measure_latency`.
     """
-    from .train import _compute_loss, _default_loss
-
     repeats = config.get_profile().bench_repeats if repeats is None else repeats
     device = input.device
-    loss_fn = _default_loss() if loss_fn is None else loss_fn
+    loss_fn = cross_entropy if loss_fn is None else loss_fn
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     scaler = config.grad_scaler(device)
-    was_training = model.training
-    model.train()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with config.autocast(device):
             out = model(input)
-        loss = _compute_loss(out, target, loss_fn, 0.4)
+        loss = model_loss(out, target, loss_fn)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
 
-    try:
+    # evaluating() records every submodule's mode and restores it afterwards (also on an
+    # error); inside it the model trains.
+    with evaluating(model, no_grad=False):
+        model.train()
         return _time_calls(step, device, warmup, repeats)
-    finally:
-        model.train(was_training)
 
 
 def deeplab_vs_torchvision(

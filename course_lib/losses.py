@@ -12,6 +12,11 @@ int64 **target** ``[N, H, W]`` (``[N, D, H, W]``) of class indices; target pixel
 * Focal (Lin et al., RetinaNet 2017): ``-alpha_t (1 - p_t)^gamma log p_t``; the factor
   ``(1 - p_t)^gamma`` silences pixels that are already right, so the rare hard ones dominate.
   ``gamma = 0`` (and no alpha) gives back cross-entropy.
+
+A model may return ``{"out": logits, "aux": logits}``: :func:`model_loss` is the one place
+where an auxiliary head's loss is added, with weight :data:`AUX_WEIGHT` (PSPNet's 0.4);
+``train.fit``, ``train.evaluate``, ``bench.train_step_time`` and :func:`cross_entropy` of a
+dict all go through it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import Tensor, nn
 from course_lib.config import IGNORE_INDEX
 
 __all__ = [
+    "AUX_WEIGHT",
     "CEDiceLoss",
     "CrossEntropyLoss",
     "DiceLoss",
@@ -32,7 +38,15 @@ __all__ = [
     "LOSSES",
     "build_loss",
     "cross_entropy",
+    "model_loss",
+    "split_output",
 ]
+
+#: Weight of an auxiliary head's loss: PSPNet's 0.4 (Zhao et al. 2017, Sec. 3.4; torchvision's
+#: reference trainer uses 0.5).
+AUX_WEIGHT = 0.4
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def _check(logits: Tensor, target: Tensor, ignore_index: int | None) -> tuple[int, bool]:
@@ -82,14 +96,14 @@ def cross_entropy(
     target: Tensor,
     weight: Tensor | None = None,
     ignore_index: int = IGNORE_INDEX,
-    aux_weight: float = 0.4,
+    aux_weight: float = AUX_WEIGHT,
     label_smoothing: float = 0.0,
 ) -> Tensor:
     """Pixel-wise cross-entropy with checked inputs (a thin wrapper of ``F.cross_entropy``).
 
     Args:
         logits: ``[N, K, ...]``, or a model's dict output ``{"out": ..., "aux": ...}``; then
-            the loss is ``CE(out) + aux_weight * CE(aux)`` (torchvision uses 0.5, PSPNet 0.4).
+            the loss is ``CE(out) + aux_weight * CE(aux)`` (:func:`model_loss`).
         target: int64 ``[N, ...]``.
         weight: optional per-class weights ``[K]`` (mean is then weighted, as in PyTorch).
         ignore_index: target label that contributes nothing.
@@ -99,14 +113,10 @@ def cross_entropy(
     Returns 0 (with a graph) when every pixel is ignored, where PyTorch would return NaN.
     """
     if isinstance(logits, Mapping):
-        if "out" not in logits:
-            raise ValueError(f"dict logits need an 'out' entry, got keys {sorted(logits)}")
-        loss = cross_entropy(logits["out"], target, weight, ignore_index, 0.0, label_smoothing)
-        if logits.get("aux") is not None and aux_weight:
-            loss = loss + aux_weight * cross_entropy(
-                logits["aux"], target, weight, ignore_index, 0.0, label_smoothing
-            )
-        return loss
+        def head_loss(head: Tensor, target: Tensor) -> Tensor:
+            return cross_entropy(head, target, weight, ignore_index, 0.0, label_smoothing)
+
+        return model_loss(logits, target, head_loss, aux_weight)
     k, any_valid = _check(logits, target, ignore_index)
     if weight is not None and (weight.dim() != 1 or weight.numel() != k):
         raise ValueError(f"weight must have shape [{k}] (one per class), got {tuple(weight.shape)}")
@@ -119,6 +129,46 @@ def cross_entropy(
     )
 
 
+def split_output(out: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+    """(main logits, auxiliary logits or None) of a model's output: a tensor or a dict with
+    ``"out"`` (and optionally ``"aux"``)."""
+    if isinstance(out, Mapping):
+        if "out" not in out:
+            raise ValueError(f"a model returning a dict must have key 'out', got {sorted(out)}")
+        return out["out"], out.get("aux")
+    if isinstance(out, Tensor):
+        return out, None
+    raise ValueError(f"model output must be a tensor or a dict with 'out', got {type(out)}")
+
+
+def model_loss(
+    out: Tensor | Mapping[str, Tensor],
+    target: Tensor,
+    loss_fn: LossFn = cross_entropy,
+    aux_weight: float = AUX_WEIGHT,
+) -> Tensor:
+    """The training loss of a model's output: ``loss_fn(logits, target)``, plus
+    ``aux_weight * loss_fn(aux, target)`` when the model also returns an auxiliary head.
+
+    Logits are scored in float32 (under autocast a model may return float16); auxiliary
+    logits of another spatial size are resized to the target's (bilinear), as PSPNet's
+    deep-supervision head on a coarser feature map needs. Main logits must already have the
+    target's size: a mismatch raises a ``ValueError`` naming both shapes.
+    """
+    logits, aux = split_output(out)
+    if logits.shape[2:] != target.shape[1:]:
+        raise ValueError(
+            f"model output {tuple(logits.shape)} does not match the mask {tuple(target.shape)}: "
+            "the logits must have the mask's spatial size"
+        )
+    loss = loss_fn(logits.float(), target)
+    if aux is not None and aux_weight:
+        if aux.shape[2:] != target.shape[1:]:
+            aux = F.interpolate(aux, size=target.shape[1:], mode="bilinear", align_corners=False)
+        loss = loss + aux_weight * loss_fn(aux.float(), target)
+    return loss
+
+
 class CrossEntropyLoss(nn.Module):
     """Module form of :func:`cross_entropy` (what ``build_loss("ce")`` returns)."""
 
@@ -126,7 +176,7 @@ class CrossEntropyLoss(nn.Module):
         self,
         weight: Sequence[float] | Tensor | None = None,
         ignore_index: int = IGNORE_INDEX,
-        aux_weight: float = 0.4,
+        aux_weight: float = AUX_WEIGHT,
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()

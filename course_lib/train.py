@@ -23,6 +23,7 @@ auxiliary head added to the loss with weight ``aux_weight``, as in PSPNet).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import random
@@ -37,7 +38,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import DataLoader, RandomSampler
@@ -45,6 +45,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from . import config
+from .losses import AUX_WEIGHT, cross_entropy, model_loss, split_output
+from .runtime import evaluating
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -179,36 +181,8 @@ def _to_device(
     return image, mask.long()
 
 
-def _outputs(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(main logits, auxiliary logits or None) from a model's output."""
-    if isinstance(out, Mapping):
-        if "out" not in out:
-            raise ValueError(f"a model returning a dict must have key 'out', got {sorted(out)}")
-        return out["out"], out.get("aux")
-    if isinstance(out, torch.Tensor):
-        return out, None
-    raise ValueError(f"model output must be a tensor or a dict with 'out', got {type(out)}")
-
-
-def _compute_loss(
-    out: Any, mask: torch.Tensor, loss_fn: LossFn, aux_weight: float
-) -> torch.Tensor:
-    logits, aux = _outputs(out)
-    if logits.shape[2:] != mask.shape[1:]:
-        raise ValueError(
-            f"model output {tuple(logits.shape)} does not match the mask {tuple(mask.shape)}: "
-            "the logits must have the mask's spatial size"
-        )
-    loss = loss_fn(logits.float(), mask)
-    if aux is not None and aux_weight:
-        if aux.shape[2:] != mask.shape[1:]:
-            aux = F.interpolate(aux, size=mask.shape[1:], mode="bilinear", align_corners=False)
-        loss = loss + aux_weight * loss_fn(aux.float(), mask)
-    return loss
-
-
-def _default_loss(ignore_index: int = config.IGNORE_INDEX) -> LossFn:
-    return nn.CrossEntropyLoss(ignore_index=ignore_index)
+# tests/test_multiscale.py still imports the old private name; losses.model_loss is the API.
+_compute_loss = model_loss
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -236,24 +210,20 @@ def evaluate(
     from .metrics import ConfusionMatrix
 
     device = config.get_device() if device is None else torch.device(device)
-    loss_fn = _default_loss(ignore_index) if loss_fn is None else loss_fn
-    model = _unwrap(model)
-    was_training = model.training
-    model.to(device).eval()
+    if loss_fn is None:
+        loss_fn = functools.partial(cross_entropy, ignore_index=ignore_index)
+    model = _unwrap(model).to(device)
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     total_loss, total_images = 0.0, 0
-    try:
-        with torch.no_grad():
-            for batch in config.capped(loader):  # a smoke run scores a couple of batches
-                image, mask = _to_device(*_split_batch(batch), device)
-                with config.autocast(device):
-                    out = model(image)
-                logits, _ = _outputs(out)
-                total_loss += float(_compute_loss(logits, mask, loss_fn, 0.0)) * len(image)
-                total_images += len(image)
-                cm.update(logits.float(), mask)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in config.capped(loader):  # a smoke run scores a couple of batches
+            image, mask = _to_device(*_split_batch(batch), device)
+            with config.autocast(device):
+                out = model(image)
+            logits, _ = split_output(out)
+            total_loss += float(model_loss(logits, mask, loss_fn, aux_weight=0.0)) * len(image)
+            total_images += len(image)
+            cm.update(logits.float(), mask)
     if total_images == 0:
         raise ValueError("evaluate: the loader yielded no batches")
     result = dict(cm.compute())
@@ -280,15 +250,10 @@ def predict(
         raise ValueError(
             f"predict expects images [N, C, H, W] or [C, H, W], got {tuple(batch.shape)}"
         )
-    model = _unwrap(model)
-    was_training = model.training
-    model.to(device).eval()
-    try:
-        with torch.no_grad(), config.autocast(device):
-            image, _ = _to_device(batch, torch.zeros(0), device)
-            logits, _ = _outputs(model(image))
-    finally:
-        model.train(was_training)
+    model = _unwrap(model).to(device)
+    with evaluating(model), config.autocast(device):
+        image, _ = _to_device(batch, torch.zeros(0), device)
+        logits, _ = split_output(model(image))
     labels = logits.argmax(dim=1).cpu()
     return labels[0] if single else labels
 
@@ -480,7 +445,7 @@ def fit(
     num_classes: int | None = None,
     scheduler: str | LRScheduler | None = "poly",
     device: torch.device | str | None = None,
-    aux_weight: float = 0.4,
+    aux_weight: float = AUX_WEIGHT,
     checkpoint_path: str | os.PathLike | None = None,
     resume: bool = False,
     monitor: Any = None,
@@ -549,7 +514,7 @@ def _fit(
     resume: bool, monitor: Any, progress: bool, ddp: _Dist,
 ) -> History:
     model.to(device)
-    loss_fn = _default_loss() if loss_fn is None else loss_fn
+    loss_fn = cross_entropy if loss_fn is None else loss_fn
     if optimizer is None:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.get_profile().lr, weight_decay=1e-4
@@ -618,9 +583,9 @@ def _fit(
                 image, mask = _to_device(*_split_batch(batch), device)
                 with config.autocast(device):
                     out = net(image)
-                loss = _compute_loss(out, mask, loss_fn, aux_weight)
+                loss = model_loss(out, mask, loss_fn, aux_weight)
                 if num_classes is None:  # read K from the model's output
-                    num_classes = int(_outputs(out)[0].shape[1])
+                    num_classes = int(split_output(out)[0].shape[1])
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise FloatingPointError(

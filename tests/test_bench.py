@@ -44,6 +44,20 @@ def test_measure_latency_and_step_time() -> None:
         bench.measure_latency(model, x, repeats=0)
 
 
+def test_timers_restore_each_submodule_mode_when_the_forward_pass_raises() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    model[1].eval()  # a frozen BatchNorm inside a training model
+    wrong = torch.zeros(1, 3, 8, 8)  # three channels for a one-channel convolution: raises
+    for run in (lambda: bench.count_flops(model, wrong),
+                lambda: bench.measure_latency(model, wrong, warmup=0, repeats=1),
+                lambda: bench.train_step_time(model, wrong, torch.zeros(1, 6, 6).long(),
+                                              warmup=0, repeats=1)):
+        with pytest.raises(RuntimeError):
+            run()
+        assert model.training and model[0].training and not model[1].training
+        assert torch.is_grad_enabled()
+
+
 def test_peak_memory_cpu_sees_a_large_allocation() -> None:
     size = 96 * 2**20
     peak = bench.peak_memory(lambda: torch.ones(size // 4), device="cpu")  # 96 MiB touched

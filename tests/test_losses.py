@@ -108,6 +108,29 @@ def test_cross_entropy_weight_and_aux() -> None:
     assert torch.allclose(both, expected)
 
 
+def test_model_loss_adds_the_aux_head_once_with_aux_weight() -> None:
+    logits, target = _batch()
+    coarse_aux = torch.randn(logits.shape[0], logits.shape[1], 4, 4)  # a coarser head
+    out = {"out": logits, "aux": coarse_aux}
+    resized = F.interpolate(coarse_aux, size=target.shape[1:], mode="bilinear",
+                            align_corners=False)
+    expected = F.cross_entropy(logits, target, ignore_index=255) + L.AUX_WEIGHT * (
+        F.cross_entropy(resized, target, ignore_index=255))
+    assert L.AUX_WEIGHT == 0.4  # PSPNet's weight
+    torch.testing.assert_close(L.model_loss(out, target), expected)
+    torch.testing.assert_close(L.cross_entropy(out, target), expected)  # the same function
+    torch.testing.assert_close(L.CrossEntropyLoss()(out, target), expected)
+    torch.testing.assert_close(L.model_loss(out, target, aux_weight=0.0),
+                               F.cross_entropy(logits, target, ignore_index=255))
+    torch.testing.assert_close(L.model_loss(logits, target), L.cross_entropy(logits, target))
+    with pytest.raises(ValueError, match="spatial size"):
+        L.model_loss({"out": logits[..., :4]}, target)
+    with pytest.raises(ValueError, match="must have key 'out'"):
+        L.model_loss({"aux": logits}, target)
+    assert L.split_output(out) == (logits, coarse_aux)
+    assert L.split_output(logits) == (logits, None)
+
+
 def test_build_loss() -> None:
     assert isinstance(L.build_loss("focal", gamma=1.0), L.FocalLoss)
     assert L.build_loss("focal", gamma=1.0).gamma == 1.0

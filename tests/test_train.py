@@ -224,6 +224,19 @@ def test_evaluate_and_predict() -> None:
     assert model.training
 
 
+def test_evaluate_and_predict_restore_each_submodule_mode_after_an_error() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    model[1].eval()  # a frozen BatchNorm inside a training model
+    wrong = torch.zeros(2, 3, 8, 8)  # three channels for a one-channel convolution: raises
+    with pytest.raises(RuntimeError):
+        evaluate(model, [(wrong, torch.zeros(2, 8, 8).long())], num_classes=2)
+    assert model.training and model[0].training and not model[1].training
+    with pytest.raises(RuntimeError):
+        predict(model, wrong)
+    assert model.training and model[0].training and not model[1].training
+    assert torch.is_grad_enabled()
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 

@@ -67,6 +67,16 @@ def test_feature_map_explorer_follows_layer_and_channel() -> None:
     _check_bundle(explorer)
 
 
+
+def test_feature_map_explorer_restores_the_mode_when_the_forward_pass_raises() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    model[1].eval()  # a frozen BatchNorm inside a training model
+    with pytest.raises(RuntimeError):  # three channels for a one-channel convolution
+        widgets.FeatureMapExplorer(model, torch.rand(3, 8, 8))
+    assert model.training and model[0].training and not model[1].training
+    assert not model[0]._forward_hooks  # the recording hooks are gone too
+
+
 def test_feature_map_explorer_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="tensor"):
         widgets.FeatureMapExplorer(_model(), torch.rand(24, 24))

@@ -28,6 +28,7 @@ from torch import nn
 
 from course_lib import viz
 from course_lib.config import IGNORE_INDEX
+from course_lib.runtime import evaluating, model_device
 from course_lib.widgets.base import (
     Explorer,
     class_legend,
@@ -91,13 +92,8 @@ class FeatureMapExplorer(Explorer):
             if name and not any(True for _ in module.children()):
                 handles.append(module.register_forward_hook(hook_for(name)))
         try:
-            param = next(model.parameters(), None)
-            device = param.device if param is not None else torch.device("cpu")
-            was_training = model.training
-            model.eval()
-            with torch.no_grad():
-                model(batch.to(device).float())
-            model.train(was_training)
+            with evaluating(model):
+                model(batch.to(model_device(model)).float())
         finally:
             for handle in handles:
                 handle.remove()

@@ -96,6 +96,13 @@ class Profile:
     referring_train: int = 400  # training scenes (several expressions each)
     referring_val: int = 100  # validation scenes
     referring_epochs: int = 10  # epochs of the CNN + LSTM referring model
+    # pre-training (course_lib.pretrain): the backbones' "ImageNet" — scenes of a world of
+    # their own, objects classified at their centres and the classes of each scene named
+    pretrain_images: int = 2048  # pre-training scenes
+    pretrain_size: int = 96  # their side
+    pretrain_steps: int = 400  # optimiser steps per backbone
+    pretrain_batch: int = 32  # scenes per step
+    pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -113,6 +120,7 @@ PROFILES: dict[str, Profile] = {
         multiscale_epochs=2, multiscale_context_epochs=1,
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
         referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
+        pretrain_images=64, pretrain_size=64, pretrain_steps=20, pretrain_batch=16,  # pre-training
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -128,6 +136,8 @@ PROFILES: dict[str, Profile] = {
         volume_train=64, volume_steps=2000,
         rnn_size=320, rnn_train=1024, rnn_val=256, rnn_epochs=30,  # notebook 12
         referring_size=256, referring_train=4000, referring_val=500, referring_epochs=30,
+        pretrain_images=20000, pretrain_size=256, pretrain_steps=5000, pretrain_batch=64,
+        pretrain_lr=1e-3,  # pre-training
     ),
 }
 

@@ -2,7 +2,14 @@
 
 Solution code sits between lines ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (nbgrader's
 markers, so nbgrader works on the same notebooks). Each region, markers included, becomes
-one line ``raise NotImplementedError("Exercise: ...")`` at the indentation of the BEGIN line.
+a stub at the indentation of the BEGIN line:
+
+- inside a function: ``raise NotImplementedError("Exercise: write the body of f()")``; the
+  check cell's ``course_lib.grading`` helpers say "not solved yet" and the notebook runs on;
+- at the top level of a cell, where the solution assigns answers (``answer = ...``):
+  each assigned name becomes ``name = ...`` (the checks treat ``...`` as not answered yet),
+  so the cell itself runs; any other top-level region becomes the ``raise`` (and stops a
+  "Run All" there: put such solutions in a function).
 
     python -m course_lib.student notebooks student     # every notebook → student/
 """
@@ -10,10 +17,12 @@ one line ``raise NotImplementedError("Exercise: ...")`` at the indentation of th
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -22,33 +31,80 @@ __all__ = ["BEGIN", "END", "make_student_copy", "make_student_copies", "strip_so
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
-_DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
+_DEF = re.compile(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(")
+
+
+def _enclosing_function(lines: list[str], indent: str) -> str | None:
+    """The function whose body holds a line indented by ``indent`` (None outside any)."""
+    width = len(indent)
+    for line in reversed(lines):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        lead = len(line) - len(line.lstrip())
+        if lead < width:  # the header of the block that holds the line
+            match = _DEF.match(line)
+            if match:
+                return match.group(2)
+            width = lead
+            if width == 0:
+                return None
+    return None
+
+
+def _assigned_names(region: list[str]) -> list[str]:
+    """Names a top-level solution region assigns (``x = ...``, ``x: int = ...``), in order."""
+    try:
+        tree = ast.parse(textwrap.dedent("\n".join(region)))
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign | ast.AugAssign) else [])
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name) and leaf.id not in names:
+                    names.append(leaf.id)
+    return names
+
+
+def _stub(indent: str, function: str | None, region: list[str]) -> list[str]:
+    if function is None:
+        names = _assigned_names(region)
+        if names:
+            return [f"{indent}{name} = ...  # your answer" for name in names]
+    task = f"write the body of {function}()" if function else "write your solution here"
+    return [f'{indent}raise NotImplementedError("Exercise: {task}")']
 
 
 def strip_solutions(source: str, where: str = "cell") -> tuple[str, int]:
     """Replace every solution region of one cell's source; return (new source, regions)."""
     lines = source.split("\n")
     out: list[str] = []
+    region: list[str] = []
     regions = 0
     inside = False
     begin_line = 0
+    indent = ""
+    function: str | None = None
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped == BEGIN:
             if inside:
                 raise ValueError(f"{where}: line {number}: {BEGIN!r} inside another solution "
                                  f"region (opened on line {begin_line})")
-            inside, begin_line = True, number
+            inside, begin_line, region = True, number, []
             indent = line[: len(line) - len(line.lstrip())]
-            function = next((m.group(1) for m in map(_DEF.match, reversed(out)) if m), None)
-            task = f"write the body of {function}()" if function else "write your solution here"
-            out.append(f'{indent}raise NotImplementedError("Exercise: {task}")')
+            function = _enclosing_function(out, indent)
             regions += 1
         elif stripped == END:
             if not inside:
                 raise ValueError(f"{where}: line {number}: {END!r} without a {BEGIN!r}")
             inside = False
-        elif not inside:
+            out.extend(_stub(indent, function, region))
+        elif inside:
+            region.append(line)
+        else:
             out.append(line)
     if inside:
         raise ValueError(f"{where}: {BEGIN!r} on line {begin_line} is never closed by {END!r}")

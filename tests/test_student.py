@@ -6,7 +6,6 @@ joins them automatically.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -84,8 +83,25 @@ def test_strip_solutions_keeps_indentation_and_names_the_function() -> None:
         "    def area(self):",
         '        raise NotImplementedError("Exercise: write the body of area()")',
     ]
-    top_level, _ = student.strip_solutions("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\nx")
-    assert top_level == 'raise NotImplementedError("Exercise: write your solution here")\nx'
+    statements, _ = student.strip_solutions("### BEGIN SOLUTION\nfor i in range(2):\n"
+                                            "    print(i)\n### END SOLUTION\nx")
+    assert statements == 'raise NotImplementedError("Exercise: write your solution here")\nx'
+
+
+def test_top_level_answers_become_ellipsis_so_the_cell_runs() -> None:
+    source = ("def helper(x):\n    return x\n\n### BEGIN SOLUTION\nanswer = helper(3)\n"
+              "low: int = 1\nlow, high = low, 2\n### END SOLUTION\nprint(answer)")
+    text, regions = student.strip_solutions(source)
+    assert regions == 1
+    assert text.splitlines()[3:] == ["answer = ...  # your answer", "low = ...  # your answer",
+                                     "high = ...  # your answer", "print(answer)"]
+    nested, _ = student.strip_solutions("if True:\n    ### BEGIN SOLUTION\n    k = 2\n"
+                                        "    ### END SOLUTION")
+    assert nested == "if True:\n    k = ...  # your answer"
+    signature, _ = student.strip_solutions('def f(a,\n      b):\n    """Doc."""\n'
+                                           "    ### BEGIN SOLUTION\n    return a\n"
+                                           "    ### END SOLUTION")
+    assert signature.endswith('    raise NotImplementedError("Exercise: write the body of f()")')
 
 
 @pytest.mark.parametrize("source, problem", [
@@ -165,34 +181,45 @@ def test_student_copy_has_no_solutions_and_no_outputs(path: Path, tmp_path: Path
                 assert "raise NotImplementedError(" in cell.source
 
 
+# Notebooks whose student copy cannot run to its end yet, because of their cells (the fix
+# belongs to the notebook's owner; see the classroom notes of issue 22). strict: when a
+# notebook is fixed, its entry must go.
+STUDENT_RUN_BLOCKED: dict[str, str] = {}
+
+
+def _student_run_params() -> list:
+    params = []
+    for path in NOTEBOOKS:
+        reason = STUDENT_RUN_BLOCKED.get(path.stem)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(path, id=path.stem, marks=marks))
+    return params
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_every_stub_fails_its_check_with_not_implemented(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", _student_run_params())
+def test_student_copy_runs_to_the_end(path: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every exercise unsolved, 'Run All' reaches the last cell; each check says 'not solved'."""
     from nbclient import NotebookClient
 
     original = nbformat.read(path, as_version=4)
     pairs = [(s, c) for s, c in exercise_checks(original) if c is not None]
-    assert pairs, f"{path.name} has no exercise with a check cell"
     dst = tmp_path / path.name
     student.make_student_copy(path, dst)
     nb = nbformat.read(dst, as_version=4)
-    last = max(c for _, c in pairs)
-    nb.cells = nb.cells[: last + 1]  # nothing after the last check is needed
-    env_before = os.environ.get("COURSE_PROFILE")
-    os.environ["COURSE_PROFILE"] = "quick"
-    try:
-        NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
-                       resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
-    finally:
-        if env_before is None:
-            os.environ.pop("COURSE_PROFILE", None)
-        else:
-            os.environ["COURSE_PROFILE"] = env_before
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)  # a student's run, not nbgrader's
+    NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
+                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+    for i, cell in enumerate(nb.cells):
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        assert not errors, (
+            f"{path.name}: the student copy stops at cell {i} of {len(nb.cells)} with "
+            f"{errors[0].ename}: {errors[0].evalue}\n--- cell source ---\n{cell.source}")
     for solution, check in pairs:
-        errors = [o for o in nb.cells[check].outputs if o.output_type == "error"]
-        assert errors, (f"{path.name}: check cell {check} (after the exercise in cell "
-                        f"{solution}) passed on the student copy: the stub is not checked")
-        ename, evalue = errors[0].ename, errors[0].evalue
-        assert ename == "NotImplementedError", (
-            f"{path.name}: check cell {check} failed with {ename}: {evalue} instead of the "
-            "exercise's NotImplementedError (a cell before it may be broken)")
+        text = "".join(o.get("text", "") for o in nb.cells[check].outputs
+                       if o.output_type == "stream")
+        assert "not solved yet" in text, (
+            f"{path.name}: check cell {check} (after the exercise in cell {solution}) did not "
+            f"report the unsolved exercise; it printed: {text!r}")

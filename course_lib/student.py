@@ -147,29 +147,40 @@ def make_student_copy(src: str | os.PathLike, dst: str | os.PathLike) -> int:
     return regions
 
 
-def make_student_copies(src_dir: str | os.PathLike, dst_dir: str | os.PathLike
-                        ) -> dict[str, int]:
-    """Student copies of every ``*.ipynb`` in ``src_dir``; returns {name: exercises}."""
+def make_student_copies(src_dir: str | os.PathLike, dst_dir: str | os.PathLike,
+                        overwrite: bool = False) -> dict[str, int | None]:
+    """Student copies of every ``*.ipynb`` in ``src_dir``; returns {name: exercises}.
+
+    A copy that already exists is kept (it holds the student's answers) and maps to None,
+    unless ``overwrite``; notebooks added to the course since get their copy.
+    """
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     if not src_dir.is_dir():
         raise FileNotFoundError(f"notebook folder not found: {src_dir}")
     notebooks = sorted(src_dir.glob("*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"no notebooks (*.ipynb) in {src_dir}")
-    return {nb.name: make_student_copy(nb, dst_dir / nb.name) for nb in notebooks}
+    return {nb.name: None if (dst_dir / nb.name).exists() and not overwrite
+            else make_student_copy(nb, dst_dir / nb.name) for nb in notebooks}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.student",
-        description="Write student copies (solutions stubbed, outputs cleared).")
+        description="Write student copies (solutions stubbed, outputs cleared). Copies that "
+                    "exist already are kept: they hold a student's answers.")
     parser.add_argument("src", help="folder of notebooks (e.g. notebooks)")
     parser.add_argument("dst", help="output folder (e.g. student)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write every copy again, discarding answers already in dst")
     args = parser.parse_args(argv)
-    counts = make_student_copies(args.src, args.dst)
+    counts = make_student_copies(args.src, args.dst, overwrite=args.overwrite)
     for name, count in counts.items():
-        print(f"{name}: {count} exercise(s) stubbed")
-    print(f"{len(counts)} student notebook(s) written to {args.dst}/")
+        print(f"{name}: " + (f"{count} exercise(s) stubbed" if count is not None
+                             else "kept (it exists; --overwrite replaces it)"))
+    written = sum(count is not None for count in counts.values())
+    print(f"{written} student notebook(s) written to {args.dst}/, "
+          f"{len(counts) - written} kept")
     return 0
 
 

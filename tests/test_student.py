@@ -139,6 +139,16 @@ def test_cli_writes_every_notebook(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "2 student notebook(s) written" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "student").iterdir()) == ["00_a.ipynb",
                                                                        "01_b.ipynb"]
+    # a student's answers survive the next `make lab-student`; a new notebook gets its copy
+    answered = tmp_path / "student" / "00_a.ipynb"
+    answered.write_text(answered.read_text().replace("NotImplementedError", "MyAnswer"))
+    _toy_notebook(src_dir / "02_c.ipynb")
+    assert student.main([str(src_dir), str(tmp_path / "student")]) == 0
+    out = capsys.readouterr().out
+    assert "00_a.ipynb: kept" in out and "1 student notebook(s) written" in out
+    assert "MyAnswer" in answered.read_text()
+    assert student.main([str(src_dir), str(tmp_path / "student"), "--overwrite"]) == 0
+    assert "MyAnswer" not in answered.read_text()
     with pytest.raises(FileNotFoundError, match="no notebooks"):
         student.make_student_copies(tmp_path / "student" / "..", tmp_path / "x")
 

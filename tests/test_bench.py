@@ -111,12 +111,23 @@ def test_cli_data_and_metrics_delegate(
     assert bench.main(["data"]) == 0
     assert "1,234 images/s" in capsys.readouterr().out
 
-    fake_metrics = types.ModuleType("course_lib.metrics")
-    fake_metrics.benchmark_vs_torchmetrics = lambda device=None: {"speedup": 2.5, "device": "x"}
-    monkeypatch.setitem(sys.modules, "course_lib.metrics", fake_metrics)
+    monkeypatch.setattr(bench, "benchmark_vs_torchmetrics",
+                        lambda device=None: {"speedup": 2.5, "device": "x"})
     assert bench.main(["metrics"]) == 0
     out = capsys.readouterr().out
     assert "speedup" in out and "2.5" in out
+
+
+def test_benchmark_vs_torchmetrics_small() -> None:
+    pytest.importorskip("torchmetrics")
+    out = bench.benchmark_vs_torchmetrics(batch=2, size=32, num_classes=5, repeats=1)
+    assert {"ours_ms", "torchmetrics_ms", "speedup", "miou"} <= set(out)
+    assert out["ours_ms"] > 0 and 0 <= out["miou"] <= 1
+    from course_lib import metrics
+
+    assert metrics.benchmark_vs_torchmetrics is bench.benchmark_vs_torchmetrics  # notebook 18
+    with pytest.raises(AttributeError, match="no_such_metric"):
+        metrics.no_such_metric  # noqa: B018
 
 
 def test_cli_errors() -> None:

@@ -43,8 +43,6 @@ in pixels, because region metrics barely notice a blurred boundary.
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -55,7 +53,6 @@ from course_lib.config import IGNORE_INDEX
 
 __all__ = [
     "ConfusionMatrix",
-    "benchmark_vs_torchmetrics",
     "boundary_f_score",
     "confusion_matrix",
     "dice_per_class",
@@ -563,97 +560,6 @@ def boundary_f_score(
 
 
 # --------------------------------------------------------------------------------------
-# Benchmark
-# --------------------------------------------------------------------------------------
-
-
-def benchmark_vs_torchmetrics(
-    batch: int = 16,
-    size: int = 512,
-    num_classes: int = 21,
-    repeats: int = 5,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Time ``ConfusionMatrix`` update + mIoU against torchmetrics' ``MulticlassJaccardIndex``.
-
-    Both score the same random labels (5 % of target pixels set to the ignore index 255);
-    the values must agree to 1e-6. Times are medians over ``repeats`` runs after one warm-up.
-    torchmetrics is timed twice: with its default input validation (``validate_args=True``,
-    which calls ``torch.unique`` on both inputs) and without it.
-
-    Where the time goes (16 x 512 x 512, K = 21, one CPU thread): torchmetrics' default spends
-    most of it sorting in ``torch.unique`` and then compacts both inputs with a boolean mask;
-    without validation it runs the same ``bincount`` as we do, so the gap shrinks to what
-    the mask and the int64 copies cost. Ours is one fused ``pred + K * target`` into a reused
-    buffer, two ``aminmax`` range checks and one ``bincount`` (about half of our time).
-
-    Returns:
-        dict with ``ours_ms``, ``torchmetrics_ms``, ``torchmetrics_no_validation_ms``,
-        ``speedup`` (torchmetrics_ms / ours_ms), ``speedup_no_validation``, ``miou``,
-        ``device``, ``pixels``.
-    """
-    from torchmetrics.classification import MulticlassJaccardIndex  # dev dependency
-
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    gen = torch.Generator().manual_seed(seed)
-    shape = (batch, size, size)
-    target = torch.randint(0, num_classes, shape, generator=gen)
-    target[torch.rand(shape, generator=gen) < 0.05] = IGNORE_INDEX
-    pred = torch.randint(0, num_classes, shape, generator=gen)
-    pred, target = pred.to(dev), target.to(dev)
-
-    def timed(fn: Any) -> tuple[float, float]:
-        value = fn()  # warm-up (allocations, CUDA context, kernels)
-        times = []
-        for _ in range(repeats):
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            start = time.perf_counter()
-            value = fn()
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times), value
-
-    ours = ConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX)
-
-    def run_ours() -> float:
-        ours.matrix.zero_()  # like reset(), but keeps the scratch buffer between repeats
-        ours.update(pred, target)
-        return mean_iou(ours.matrix)
-
-    def make_tm(validate: bool) -> Any:
-        metric = MulticlassJaccardIndex(
-            num_classes=num_classes, ignore_index=IGNORE_INDEX, average="macro",
-            validate_args=validate,
-        ).to(dev)
-
-        def run() -> float:
-            metric.reset()
-            metric.update(pred, target)
-            return float(metric.compute())
-
-        return run
-
-    ours_ms, ours_val = timed(run_ours)
-    tm_ms, tm_val = timed(make_tm(True))
-    tm_nv_ms, _ = timed(make_tm(False))
-    if abs(ours_val - tm_val) > 1e-6:
-        raise AssertionError(f"mIoU differs: ours {ours_val:.8f} vs torchmetrics {tm_val:.8f}")
-    return {
-        "ours_ms": ours_ms,
-        "torchmetrics_ms": tm_ms,
-        "torchmetrics_no_validation_ms": tm_nv_ms,
-        "speedup": tm_ms / ours_ms,
-        "speedup_no_validation": tm_nv_ms / ours_ms,
-        "miou": ours_val,
-        "device": str(dev),
-        "pixels": batch * size * size,
-    }
-
-
-# --------------------------------------------------------------------------------------
 # Per-object scores and object size (notebook 09: the scale range of FPN)
 # --------------------------------------------------------------------------------------
 
@@ -793,3 +699,13 @@ def iou_by_object_size(
     out = {name: summary(keep & (bucket == i)) for i, name in enumerate(names)}
     out["all"] = summary(keep)
     return out
+
+
+def __getattr__(name: str) -> Any:
+    # Notebook 18 still calls metrics.benchmark_vs_torchmetrics, which moved to bench (a
+    # benchmark, and library modules import nothing from bench): looked up only when asked.
+    if name == "benchmark_vs_torchmetrics":
+        from course_lib.bench import benchmark_vs_torchmetrics
+
+        return benchmark_vs_torchmetrics
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,81 @@
+"""Scoring a model over a loader (:func:`evaluate`) and labelling images (:func:`predict`)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from course_lib import config
+from course_lib.losses import LossFn, cross_entropy, model_loss, split_output
+from course_lib.metrics import ConfusionMatrix
+from course_lib.runtime import evaluating
+
+from .batches import plain, split_batch, to_device, unwrap
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    num_classes: int,
+    device: torch.device | str | None = None,
+    ignore_index: int = config.IGNORE_INDEX,
+    loss_fn: LossFn | None = None,
+) -> dict[str, Any]:
+    """Metrics of ``model`` over a whole loader, from one confusion matrix.
+
+    Returns :func:`course_lib.metrics.segmentation_metrics` (``"miou"``,
+    ``"pixel_accuracy"``, per-class ``"iou"`` ...) plus ``"loss"``, the mean loss per
+    image (cross-entropy ignoring ``ignore_index`` unless ``loss_fn`` is given). The
+    model's train/eval mode is restored afterwards.
+    """
+    device = config.get_device() if device is None else torch.device(device)
+    if loss_fn is None:
+        loss_fn = functools.partial(cross_entropy, ignore_index=ignore_index)
+    model = unwrap(model).to(device)
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    total_loss, total_images = 0.0, 0
+    with evaluating(model):
+        for batch in config.capped(loader):  # a smoke run scores a couple of batches
+            image, mask = to_device(*split_batch(batch), device)
+            with config.autocast(device):
+                out = model(image)
+            logits, _ = split_output(out)
+            total_loss += float(model_loss(logits, mask, loss_fn, aux_weight=0.0)) * len(image)
+            total_images += len(image)
+            cm.update(logits.float(), mask)
+    if total_images == 0:
+        raise ValueError("evaluate: the loader yielded no batches")
+    result = dict(cm.compute())
+    result["loss"] = total_loss / total_images
+    return result
+
+
+def predict(
+    model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor],
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Predicted class of every pixel: LongTensor [N, H, W] on the CPU.
+
+    ``images`` is a batch [N, C, H, W], a list of [C, H, W] images, or a single image
+    [C, H, W] (then the result is [H, W]). uint8 images are scaled to [0, 1].
+    """
+    device = config.get_device() if device is None else torch.device(device)
+    single = isinstance(images, torch.Tensor) and images.dim() == 3
+    if isinstance(images, torch.Tensor):
+        batch = plain(images)[None] if single else plain(images)
+    else:
+        batch = torch.stack([plain(im) for im in images])
+    if batch.dim() < 4:
+        raise ValueError(
+            f"predict expects images [N, C, H, W] or [C, H, W], got {tuple(batch.shape)}"
+        )
+    model = unwrap(model).to(device)
+    with evaluating(model), config.autocast(device):
+        image, _ = to_device(batch, torch.zeros(0), device)
+        logits, _ = split_output(model(image))
+    labels = logits.argmax(dim=1).cpu()
+    return labels[0] if single else labels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,15 @@ def test_the_students_error_is_a_short_message_with_the_case_and_the_line(
 def test_failed_check_renders_as_its_message_only_in_ipython(student_run: None) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
+    saved = sys.modules["__main__"], sys.displayhook, sys.excepthook
     shell = InteractiveShell.instance()
-    shell.user_ns["grading"] = grading
-    with contextlib.redirect_stdout(io.StringIO()) as out:
-        shell.run_cell("grading.check_close(0.5, 0.75, name='iou')")
+    try:
+        shell.user_ns["grading"] = grading
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            shell.run_cell("grading.check_close(0.5, 0.75, name='iou')")
+    finally:  # the shell took over __main__ and the hooks: give them back
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"], sys.displayhook, sys.excepthook = saved
     assert out.getvalue().strip().splitlines() == [
         "✗ iou failed", "  expected: 0.75", "  got:      0.5"]
 

@@ -12,30 +12,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import student
+from course_lib import classroom, student
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-CHECK_CALL = re.compile(r"\bgrading\.\w+\s*\(|\bcourse_lib\.grading\b")
-
-
-def is_check_cell(cell: dict) -> bool:
-    """A code cell that calls course_lib.grading."""
-    return cell["cell_type"] == "code" and bool(CHECK_CALL.search(cell["source"]))
-
-
-def exercise_checks(nb: nbformat.NotebookNode) -> list[tuple[int, int]]:
-    """(solution cell, first check cell after it) for every cell holding a solution region."""
-    pairs = []
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and student.BEGIN in cell.source:
-            after = next((j for j in range(i + 1, len(nb.cells)) if is_check_cell(nb.cells[j])),
-                         None)
-            pairs.append((i, after))
-    return pairs
-
-
 # ----------------------------------------------------------------------------------------
 # make_student_copy on a small notebook of our own
 # ----------------------------------------------------------------------------------------
@@ -159,11 +140,9 @@ def test_cli_writes_every_notebook(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_exercises_with_checks(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
-    pairs = exercise_checks(nb)
-    assert pairs, f"{path.name} has no '### BEGIN SOLUTION' region (every notebook has exercises)"
-    missing = [i for i, check in pairs if check is None]
-    assert not missing, (f"{path.name}: solution cell(s) {missing} have no check cell after them "
-                         "(a code cell calling course_lib.grading)")
+    exercises = classroom.exercise_cells(nb)  # raises for a solution without a check after it
+    assert exercises, (f"{path.name} has no '### BEGIN SOLUTION' region (every notebook has "
+                       "exercises)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -214,7 +193,7 @@ def test_student_copy_runs_to_the_end(path: Path, tmp_path: Path,
     from nbclient import NotebookClient
 
     original = nbformat.read(path, as_version=4)
-    pairs = [(s, c) for s, c in exercise_checks(original) if c is not None]
+    exercises = classroom.exercise_cells(original)
     dst = tmp_path / path.name
     student.make_student_copy(path, dst)
     nb = nbformat.read(dst, as_version=4)
@@ -227,9 +206,9 @@ def test_student_copy_runs_to_the_end(path: Path, tmp_path: Path,
         assert not errors, (
             f"{path.name}: the student copy stops at cell {i} of {len(nb.cells)} with "
             f"{errors[0].ename}: {errors[0].evalue}\n--- cell source ---\n{cell.source}")
-    for solution, check in pairs:
+    for solutions, check in exercises:
         text = "".join(o.get("text", "") for o in nb.cells[check].outputs
                        if o.output_type == "stream")
         assert "not solved yet" in text, (
-            f"{path.name}: check cell {check} (after the exercise in cell {solution}) did not "
+            f"{path.name}: check cell {check} (after the exercise in cells {solutions}) did not "
             f"report the unsolved exercise; it printed: {text!r}")

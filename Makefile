@@ -5,11 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_STAMP := data/.prepared
 PROFILE ?= standard
-NB ?= 00
+# The developers' sample folder of real data sets (notebook 08's EM sections), when present;
+# a COURSE_DATA_MIRROR set in the environment wins.
+REAL_MIRROR := $(wildcard $(abspath ../shared/data/real))
 # JupyterLab refuses to start as root (containers, CI boxes) unless told it may.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab lab-student test setup data lint run student nbgrader bench clean-data
+.PHONY: lab lab-student test setup data lint run student nbgrader bench clean-data book smoke
 
 setup: $(STAMP)
 
@@ -43,8 +45,20 @@ test: setup data lint
 	COURSE_PROFILE=quick OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=600 tests notebooks
 
 # One notebook in a profile, executed in place of a copy under artifacts/: `make run NB=00 PROFILE=standard`
+run: NB ?= 00
 run: setup data
 	$(PY) -m course_lib.run_notebook $(NB) --profile $(PROFILE)
+
+# The course book: every notebook (or `NB=05`) executed in the standard profile, one after
+# another, into artifacts/book/ (executed copies, HTML, index.html with times, memory and every
+# lesson table). Fails when a cell fails or a lesson does not hold.
+book: setup data
+	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.book $(or $(NB),all) --profile standard
+
+# Full-profile smoke run: every notebook at paper widths and 256 px on this CPU, each loop capped
+# at 2 steps and the data sets at a few images (COURSE_SMOKE=1), into artifacts/smoke/.
+smoke: setup data
+	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.book $(or $(NB),all) --profile full --smoke --no-html --out artifacts/smoke
 
 # Student copies (solutions stripped, outputs cleared) into student/; existing copies are
 # kept unless OVERWRITE=1 (a teacher preparing the hand-out)

@@ -42,9 +42,13 @@ class LessonFailed(AssertionError):
     """An enforced lesson whose condition does not hold on this run."""
 
 
-@dataclass
+@dataclass(repr=False)
 class Lesson:
-    """One claim, the numbers measured for it, and whether its condition held."""
+    """One claim, the numbers measured for it, and whether its condition held.
+
+    In a notebook a lesson shows itself as one row of the lesson table (the last expression
+    of the cell that measured it).
+    """
 
     claim: str
     condition: str  # a Python expression over ``numbers``; "" for an observation
@@ -62,6 +66,14 @@ class Lesson:
         if self.holds:
             return "holds" if self.enforced else "holds (not enforced)"
         return "FAILS" if self.enforced else "does not hold (not enforced)"
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={_format(v)}" for k, v in self.numbers.items())
+        return (f"[{self.status}] {self.claim}: {shown}"
+                + (f"  ({self.condition})" if self.condition else ""))
+
+    def _repr_html_(self) -> str:
+        return table_html([self])
 
 
 _recorded: list[Lesson] = []
@@ -148,10 +160,34 @@ def _format(value: float) -> str:
     return f"{int(value):,}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
 
 
+def read_log(path: str | os.PathLike) -> list[Lesson]:
+    """The lessons a ``COURSE_LESSON_LOG`` file holds, in the order they were recorded."""
+    entries = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(Lesson(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{path}, line {number}: not a lesson record ({err})") from None
+    return entries
+
+
+def _footnote(entries: list[Lesson]) -> str:
+    if not entries:
+        return "no lessons recorded"
+    profiles = ", ".join(sorted({e.profile for e in entries}))
+    seeds = ", ".join(str(s) for s in sorted({e.seed for e in entries}))
+    checked = any(e.enforced for e in entries) or all(e.holds is None for e in entries)
+    return (f"profile {profiles}, seed {seeds}"
+            + ("" if checked else " — lessons are recorded, not enforced, here"))
+
+
 def table_html(entries: list[Lesson] | None = None) -> str:
     """An HTML table of lessons: claim, numbers, condition, status."""
+    entries = list(_recorded if entries is None else entries)
     rows = []
-    for e in _recorded if entries is None else entries:
+    for e in entries:
         numbers = ", ".join(f"{html.escape(k)} = {_format(v)}" for k, v in e.numbers.items())
         colour = {"holds": "#1a7f37", "FAILS": "#cf222e"}.get(e.status, "#57606a")
         rows.append(f"<tr><td>{html.escape(e.claim)}</td><td>{numbers}</td>"
@@ -159,8 +195,7 @@ def table_html(entries: list[Lesson] | None = None) -> str:
                     f"<td style='color:{colour}'>{e.status}</td></tr>")
     head = "<tr><th>lesson</th><th>measured</th><th>condition</th><th>status</th></tr>"
     return ("<table class='course-lessons'>" + head + "".join(rows) + "</table>"
-            f"<p><small>profile {config.profile_name()}, seed {config.course_seed()}"
-            f"{'' if enforced() else ' — lessons are recorded, not enforced, here'}</small></p>")
+            f"<p><small>{html.escape(_footnote(entries))}</small></p>")
 
 
 class _Table:
@@ -171,9 +206,7 @@ class _Table:
         return table_html(self.entries)
 
     def __repr__(self) -> str:
-        return "\n".join(f"[{e.status}] {e.claim}: " + ", ".join(
-            f"{k}={_format(v)}" for k, v in e.numbers.items())
-            + (f"  ({e.condition})" if e.condition else "") for e in self.entries)
+        return "\n".join(repr(e) for e in self.entries)
 
 
 def table() -> _Table:
@@ -181,5 +214,5 @@ def table() -> _Table:
     return _Table(recorded())
 
 
-__all__ = ["Lesson", "LessonFailed", "clear", "enforced", "lesson", "observation", "recorded",
-           "table", "table_html"]
+__all__ = ["Lesson", "LessonFailed", "clear", "enforced", "lesson", "observation", "read_log",
+           "recorded", "table", "table_html"]

@@ -2,28 +2,50 @@
 
     python -m course_lib.run_notebook 00 --profile standard   # notebooks/00_*.ipynb
     python -m course_lib.run_notebook all --profile quick
+    python -m course_lib.run_notebook 05 --profile full --smoke --seed 1
 
-Each notebook runs with nbclient (kernel ``python3``, ``COURSE_PROFILE`` set, working
-directory ``notebooks/``); the executed notebook is saved to
-``artifacts/executed/<name>.ipynb`` (also when a cell fails) and the wall time is printed.
+Each notebook runs with nbclient (kernel ``python3``, working directory ``notebooks/``) in an
+environment that sets ``COURSE_PROFILE`` (and ``COURSE_SEED`` / ``COURSE_SMOKE`` when asked);
+everything else, ``COURSE_DATA_MIRROR`` included, is inherited. The executed notebook is saved
+to ``artifacts/executed/<name>.ipynb`` (also when a cell fails) and the wall time is printed.
+:func:`execute` also measures the kernel's peak resident memory (Linux: ``VmHWM``); the course
+book (:mod:`course_lib.book`) builds on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from course_lib.config import PROFILES
+from course_lib.config import PROFILES, SEED_VAR, SMOKE_VAR
 
-__all__ = ["REPO_ROOT", "find_notebooks", "run_notebook", "main"]
+__all__ = ["REPO_ROOT", "Execution", "execute", "find_notebooks", "kernel_environment",
+           "run_notebook", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Execution:
+    """What running one notebook gave: the saved copy, its time, memory and first error."""
+
+    saved: Path
+    seconds: float
+    peak_rss_bytes: int | None  # the kernel's high-water mark of resident memory, when known
+    error: str | None  # None when every cell ran; else the failing cell's error, shortened
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 def find_notebooks(spec: str, notebook_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -47,44 +69,115 @@ def find_notebooks(spec: str, notebook_dir: str | os.PathLike | None = None) -> 
     return found
 
 
-def run_notebook(path: str | os.PathLike, profile: str = "standard",
-                 out_dir: str | os.PathLike | None = None, timeout: int = 3600,
-                 allow_errors: bool = False) -> tuple[Path, float]:
-    """Execute one notebook; return (saved executed copy, wall seconds).
+@contextlib.contextmanager
+def kernel_environment(**variables: str | None) -> Iterator[None]:
+    """Set (or, with ``None``, remove) environment variables for the kernels started inside.
 
-    Raises nbclient's ``CellExecutionError`` after saving the partial notebook when a cell
-    fails (unless ``allow_errors``).
+    The kernel inherits this process's environment; the previous values come back afterwards.
+    """
+    before = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _peak_rss(pid: int | None) -> int | None:
+    """The high-water mark of a process's resident memory in bytes (Linux), else None."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _short_error(error: BaseException) -> str:
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    # nbclient's CellExecutionError ends with the exception line; keep the end that says why
+    return f"{type(error).__name__}: " + "\n".join(lines[-12:])[-3000:]
+
+
+def execute(path: str | os.PathLike, out_dir: str | os.PathLike, *, timeout: int = 3600,
+            allow_errors: bool = False, env: dict[str, str | None] | None = None) -> Execution:
+    """Execute one notebook with nbclient; save the executed copy (also on failure) to ``out_dir``.
+
+    ``env`` adds environment variables for the kernel (``None`` removes one). A failing cell
+    does not raise here: the returned :class:`Execution` carries the error.
     """
     from nbclient import NotebookClient
 
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles are: {', '.join(PROFILES)}")
     path = Path(path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"notebook not found: {path}")
-    out = Path(out_dir) if out_dir is not None else REPO_ROOT / "artifacts" / "executed"
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                            allow_errors=allow_errors,
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout, allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})
-    previous = os.environ.get("COURSE_PROFILE")
-    os.environ["COURSE_PROFILE"] = profile  # the kernel inherits this process's environment
+    peak: list[int] = []
+
+    def after_cell(**_: object) -> None:  # the kernel is alive here: read its high-water mark
+        provisioner = getattr(client.km, "provisioner", None)
+        value = _peak_rss(getattr(provisioner, "pid", None))
+        if value is not None:
+            peak.append(value)
+
+    client.on_cell_executed = after_cell
+    error: str | None = None
     start = time.perf_counter()
     try:
-        client.execute()
-    finally:
-        seconds = time.perf_counter() - start
-        if previous is None:
-            os.environ.pop("COURSE_PROFILE", None)
-        else:
-            os.environ["COURSE_PROFILE"] = previous
-        target = out / path.name
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".ipynb.tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            nbformat.write(nb, handle)
-        os.replace(tmp, target)
-    return target, seconds
+        with kernel_environment(**(env or {})):
+            client.execute()
+    except Exception as failure:  # a failing cell, a dead kernel, a timeout: reported, kept
+        error = _short_error(failure)
+    seconds = time.perf_counter() - start
+    target = out / path.name
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".ipynb.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        nbformat.write(nb, handle)
+    os.replace(tmp, target)
+    return Execution(target, seconds, max(peak) if peak else None, error)
+
+
+def run_notebook(path: str | os.PathLike, profile: str = "standard",
+                 out_dir: str | os.PathLike | None = None, timeout: int = 3600,
+                 allow_errors: bool = False, *, seed: int | None = None,
+                 smoke: bool | None = None) -> tuple[Path, float]:
+    """Execute one notebook in ``profile``; return (saved executed copy, wall seconds).
+
+    ``seed`` and ``smoke`` set ``COURSE_SEED`` and ``COURSE_SMOKE`` for the kernel; left at
+    None, the kernel inherits them from this process.
+
+    Raises nbclient's ``CellExecutionError`` (as a ``RuntimeError`` naming the cell) after
+    saving the partial notebook when a cell fails, unless ``allow_errors``.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles are: {', '.join(PROFILES)}")
+    out = Path(out_dir) if out_dir is not None else REPO_ROOT / "artifacts" / "executed"
+    env: dict[str, str | None] = {"COURSE_PROFILE": profile}
+    if smoke is not None:
+        env[SMOKE_VAR] = "1" if smoke else None
+    if seed is not None:
+        env[SEED_VAR] = str(seed)
+    result = execute(path, out, timeout=timeout, allow_errors=allow_errors, env=env)
+    if not result.ok:
+        raise RuntimeError(f"{Path(path).name} failed (executed copy: {result.saved}):\n"
+                           f"{result.error}")
+    return result.saved, result.seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Execute notebooks in a profile.")
     parser.add_argument("notebook", help='number ("00"), name, path, or "all"')
     parser.add_argument("--profile", default="standard", choices=sorted(PROFILES))
+    parser.add_argument("--seed", type=int, default=None, help="COURSE_SEED for the kernels")
+    parser.add_argument("--smoke", action="store_true", default=None, help="COURSE_SMOKE=1: "
+                        "every loop capped at 2 steps, tiny data, lessons recorded only")
     parser.add_argument("--out", default=None, help="folder for executed copies "
                         "(default artifacts/executed)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
@@ -99,10 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     total = 0.0
     for path in find_notebooks(args.notebook):
-        print(f"running {path.name} (profile {args.profile}) ...", flush=True)
+        print(f"running {path.name} (profile {args.profile}"
+              f"{', smoke' if args.smoke else ''}) ...", flush=True)
         start = time.perf_counter()
         try:
-            saved, seconds = run_notebook(path, args.profile, args.out, args.timeout)
+            saved, seconds = run_notebook(path, args.profile, args.out, args.timeout,
+                                          seed=args.seed, smoke=args.smoke)
         except Exception as error:  # report and go on with the next notebook
             failures += 1
             print(f"FAILED {path.name} after {time.perf_counter() - start:.1f} s: "

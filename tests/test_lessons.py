@@ -83,3 +83,19 @@ def test_observations_are_never_enforced_and_the_log_collects_everything(
     html = lessons.table()._repr_html_()
     assert "ratio varies by seed" in html and "a &gt; b" in html and "observed" in html
     assert "[holds] a wins" in repr(lessons.table())
+
+
+def test_a_lesson_shows_itself_as_a_table_row_and_a_log_reads_back(tmp_path,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    log = tmp_path / "lessons.jsonl"
+    monkeypatch.setenv(lessons.LOG_VAR, str(log))
+    monkeypatch.delenv(config.SEED_VAR, raising=False)
+    with config.using_profile("standard"):
+        entry = lessons.lesson("skips sharpen boundaries", "fcn8s > fcn32s", fcn8s=0.43, fcn32s=0.24)
+    assert repr(entry) == "[holds] skips sharpen boundaries: fcn8s=0.43, fcn32s=0.24  (fcn8s > fcn32s)"
+    assert "<table" in entry._repr_html_() and "profile standard, seed 0" in entry._repr_html_()
+    assert lessons.read_log(log) == [entry]
+    log.write_text("not json\n")
+    with pytest.raises(ValueError, match="line 1: not a lesson record"):
+        lessons.read_log(log)

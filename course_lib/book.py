@@ -1,0 +1,258 @@
+"""The course book: every notebook executed, rendered to HTML, with its lessons in one index.
+
+    python -m course_lib.book                 # every notebook, standard profile (make book)
+    python -m course_lib.book 05              # one notebook (make book NB=05)
+    python -m course_lib.book all --profile full --smoke --out artifacts/smoke --no-html
+
+The notebooks run one after another, each in a fresh ``python3`` kernel started by nbclient
+(the kernel a student gets), with ``COURSE_PROFILE`` set and ``COURSE_LESSON_LOG`` pointing at
+a file of its own; everything else in the environment, ``COURSE_SEED`` and
+``COURSE_DATA_MIRROR`` included, reaches the kernel unchanged. For each notebook the book
+keeps, under ``--out`` (default ``artifacts/book/``):
+
+- ``<name>.ipynb`` — the executed copy (also when a cell failed), and ``<name>.html``
+  (nbconvert's lab template) unless ``--no-html``;
+- ``lessons/<name>.jsonl`` — every lesson the notebook stated;
+- ``records/<name>.json`` — status, wall time, the kernel's peak resident memory, error.
+
+``index.html`` then lists every notebook of the course (the map: number, title, links), with
+the latest record of each one, built in this run or an earlier one, and its lesson table. The
+exit status is 1 when a notebook of this run failed — a cell error or a lesson that does not
+hold — and 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import html
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from course_lib import lessons
+from course_lib.config import PROFILES, SEED_VAR, SMOKE_VAR
+from course_lib.run_notebook import REPO_ROOT, execute, find_notebooks
+
+__all__ = ["Record", "build", "main", "notebook_title", "write_index"]
+
+DEFAULT_OUT = REPO_ROOT / "artifacts" / "book"
+MIRROR_VAR = "COURSE_DATA_MIRROR"  # real data sets (notebook 08); see course_lib.data.formats
+
+
+@dataclass
+class Record:
+    """One notebook's entry in the book."""
+
+    name: str  # file stem, e.g. "05_fcn"
+    title: str
+    ok: bool
+    seconds: float
+    peak_rss_bytes: int | None
+    error: str | None
+    profile: str
+    seed: str
+    smoke: bool
+    built: str  # ISO time stamp of the run
+    html: str | None  # file name inside the book folder
+    lessons: list[dict] = field(default_factory=list)  # as written to COURSE_LESSON_LOG
+
+    def lesson_entries(self) -> list[lessons.Lesson]:
+        return [lessons.Lesson(**row) for row in self.lessons]
+
+
+def notebook_title(path: Path) -> str:
+    """The first ``# `` heading of a notebook's first markdown cell (else its file name)."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+            break
+    return path.stem
+
+
+def _render_html(notebook: Path, target: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nbformat.read(notebook, as_version=4))
+    target.write_text(body, encoding="utf-8")
+
+
+def build_one(path: Path, out: Path, profile: str, *, smoke: bool = False, timeout: int = 1200,
+              render: bool = True) -> Record:
+    """Execute one notebook into the book folder ``out`` and return (and save) its record."""
+    (out / "lessons").mkdir(parents=True, exist_ok=True)
+    (out / "records").mkdir(parents=True, exist_ok=True)
+    log = out / "lessons" / f"{path.stem}.jsonl"
+    log.unlink(missing_ok=True)
+    env = {"COURSE_PROFILE": profile, lessons.LOG_VAR: str(log.resolve()),
+           SMOKE_VAR: "1" if smoke else None}
+    built = datetime.datetime.now().isoformat(timespec="seconds")
+    result = execute(path, out, timeout=timeout, env=env)
+    page = None
+    if render:
+        page = f"{path.stem}.html"
+        try:
+            _render_html(result.saved, out / page)
+        except Exception as failure:  # the book goes on; the record says why there is no page
+            page = None
+            result.error = (result.error or "") + f"\n(HTML rendering failed: {failure})"
+    rows = [asdict(e) for e in lessons.read_log(log)] if log.exists() else []
+    record = Record(name=path.stem, title=notebook_title(path), ok=result.ok,
+                    seconds=result.seconds, peak_rss_bytes=result.peak_rss_bytes,
+                    error=result.error, profile=profile, seed=os.environ.get(SEED_VAR, "0"),
+                    smoke=smoke, built=built, html=page, lessons=rows)
+    (out / "records" / f"{path.stem}.json").write_text(
+        json.dumps(asdict(record), indent=1, ensure_ascii=False), encoding="utf-8")
+    return record
+
+
+def _load_records(out: Path) -> dict[str, Record]:
+    records = {}
+    for file in sorted((out / "records").glob("*.json")):
+        try:
+            records[file.stem] = Record(**json.loads(file.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError):
+            continue  # a record from an older book format: rebuilt with the notebook
+    return records
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _mib(value: int | None) -> str:
+    return "–" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def _counts(entries: list[lessons.Lesson]) -> str:
+    checked = [e for e in entries if e.holds is not None]
+    held = sum(bool(e.holds) for e in checked)
+    observed = len(entries) - len(checked)
+    return f"{held}/{len(checked)} hold" + (f", {observed} observed" if observed else "")
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#1f2328}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;
+padding:.3em .6em;vertical-align:top;text-align:left}th{background:#f6f8fa}
+.num{text-align:right;white-space:nowrap}.fail{color:#cf222e;font-weight:bold}.ok{color:#1a7f37}
+pre{white-space:pre-wrap;background:#fff8f8;border:1px solid #f5c2c7;padding:.5em;font-size:85%}
+h2{margin-top:2em;border-bottom:1px solid #d0d7de}small{color:#57606a}"""
+
+
+def write_index(out: Path, notebooks: list[Path], this_run: list[Record], *,
+                total_seconds: float) -> Path:
+    """Write ``out/index.html``: the notebook map, every record's numbers and lesson table."""
+    records = _load_records(out)
+    run_names = {r.name for r in this_run}
+    failed = [r.name for r in this_run if not r.ok]
+    first = this_run[0] if this_run else None
+    head = (f"<p>This run: {len(this_run)} notebook(s) in {total_seconds / 60:.1f} min"
+            + (f", profile <b>{first.profile}</b>{' (smoke)' if first.smoke else ''}, "
+               f"COURSE_SEED {html.escape(first.seed)}" if first else "")
+            + (f" — <span class='fail'>failed: {html.escape(', '.join(failed))}</span>"
+               if failed else " — <span class='ok'>every cell ran, every lesson held</span>")
+            + f".<br><small>{html.escape(platform.platform())}, {os.cpu_count()} CPU(s), "
+            f"python {platform.python_version()}, commit {html.escape(_git_commit() or '?')}, "
+            f"{MIRROR_VAR}={html.escape(os.environ.get(MIRROR_VAR) or 'not set')}</small></p>")
+    rows, sections = [], []
+    for path in notebooks:
+        record = records.get(path.stem)
+        number = path.stem.split("_", 1)[0]
+        if record is None:
+            rows.append(f"<tr><td>{number}</td><td>{html.escape(notebook_title(path))}</td>"
+                        "<td colspan='5'><small>not built yet</small></td></tr>")
+            continue
+        entries = record.lesson_entries()
+        link = (f"<a href='{html.escape(record.html)}'>{html.escape(record.title)}</a>"
+                if record.html else html.escape(record.title))
+        status = "<span class='ok'>ok</span>" if record.ok else "<span class='fail'>FAILED</span>"
+        earlier = "" if record.name in run_names else f"<br><small>built {record.built}</small>"
+        rows.append(f"<tr><td>{number}</td><td>{link} <small>(<a href='{record.name}.ipynb'>"
+                    f"ipynb</a>)</small>{earlier}</td><td>{status}</td>"
+                    f"<td class='num'>{record.seconds / 60:.1f} min</td>"
+                    f"<td class='num'>{_mib(record.peak_rss_bytes)}</td>"
+                    f"<td>{_counts(entries)}</td><td><a href='#{record.name}'>table</a></td></tr>")
+        error = f"<pre>{html.escape(record.error)}</pre>" if record.error else ""
+        sections.append(f"<h2 id='{record.name}'>{html.escape(record.title)}</h2>{error}"
+                        + lessons.table_html(entries))
+    table = ("<table><tr><th>#</th><th>notebook</th><th>status</th><th>wall time</th>"
+             "<th>peak memory (kernel RSS)</th><th>lessons</th><th></th></tr>"
+             + "".join(rows) + "</table>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>The course book</title>"
+            f"<style>{_STYLE}</style></head><body><h1>The course book</h1>{head}{table}"
+            "<p><small>Lessons: a claim, its measured numbers and the condition they must meet "
+            "(<code>course_lib.lessons</code>); enforced in <code>standard</code> and "
+            "<code>full</code>, recorded only in <code>quick</code> and smoke runs; observations "
+            "are shown, never enforced.</small></p>" + "".join(sections) + "</body></html>")
+    target = out / "index.html"
+    target.write_text(page, encoding="utf-8")
+    return target
+
+
+def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | None = None, *,
+          smoke: bool = False, timeout: int = 1200, render: bool = True,
+          notebook_dir: str | os.PathLike | None = None) -> list[Record]:
+    """Build the book for the notebooks matching ``specs`` ("all", numbers, names, paths)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles are: {', '.join(PROFILES)}")
+    folder = Path(out) if out is not None else DEFAULT_OUT
+    chosen: list[Path] = []
+    for spec in specs or ["all"]:
+        chosen += [p for p in find_notebooks(spec, notebook_dir) if p not in chosen]
+    chosen.sort(key=lambda p: p.name)  # 05 before 06: 06 reads the FCN that 05 saved
+    everything = find_notebooks("all", notebook_dir or chosen[0].parent)
+    start = time.perf_counter()
+    done: list[Record] = []
+    for path in chosen:
+        print(f"[book] {path.name} ({profile}{', smoke' if smoke else ''}) ...", flush=True)
+        record = build_one(path, folder, profile, smoke=smoke, timeout=timeout, render=render)
+        done.append(record)
+        shown = f"{record.seconds:.1f} s, peak {_mib(record.peak_rss_bytes)}, lessons " \
+                f"{_counts(record.lesson_entries())}"
+        print(f"[book] {path.name}: {'ok' if record.ok else 'FAILED'} ({shown})", flush=True)
+        if record.error:
+            print(record.error, flush=True)
+        write_index(folder, everything, done, total_seconds=time.perf_counter() - start)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.book",
+                                     description="Execute notebooks into the course book.")
+    parser.add_argument("notebooks", nargs="*", default=["all"],
+                        help='numbers ("05"), names, paths, or "all" (the default)')
+    parser.add_argument("--profile", default="standard", choices=sorted(PROFILES))
+    parser.add_argument("--smoke", action="store_true",
+                        help="COURSE_SMOKE=1: every loop capped at 2 steps, lessons not enforced")
+    parser.add_argument("--out", default=None, help=f"book folder (default {DEFAULT_OUT})")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
+    parser.add_argument("--no-html", action="store_true", help="skip the HTML pages")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    records = build(args.notebooks, args.profile, args.out, smoke=args.smoke,
+                    timeout=args.timeout, render=not args.no_html)
+    failed = [r.name for r in records if not r.ok]
+    folder = Path(args.out) if args.out else DEFAULT_OUT
+    print(f"[book] {len(records)} notebook(s) in {time.perf_counter() - start:.1f} s, "
+          f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}; "
+          f"index: {folder / 'index.html'}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

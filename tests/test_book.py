@@ -1,0 +1,110 @@
+"""The course book builder on tiny notebooks: index, lesson gathering, failure exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import book, lessons
+
+pytestmark = pytest.mark.slow  # starts three small kernels (~10 s)
+
+
+def _notebook(path: Path, title: str, sources: list[str]) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nA tiny notebook.")]
+    notebook.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int, str]:
+    """Three notebooks, one failing on an enforced lesson; (folder, book, exit code, output)."""
+    folder = tmp_path_factory.mktemp("notebooks")
+    _notebook(folder / "00_good.ipynb", "00 · Good news", [
+        "import os\nfrom course_lib import lessons\n"
+        "print(os.environ['COURSE_PROFILE'], os.environ.get('COURSE_DATA_MIRROR'))",
+        "lessons.lesson('two beats one', 'a > b', a=2.0, b=1.0)\n"
+        "lessons.observation('a number that varies', x=0.25)\n"
+        "big = bytearray(64 * 2**20)  # the kernel's peak memory must show it",
+        "lessons.table()"])
+    _notebook(folder / "01_bad.ipynb", "01 · Bad news", [
+        "from course_lib import lessons\n"
+        "lessons.lesson('one beats two', 'a > b', a=1.0, b=2.0)",
+        "print('never reached')"])
+    _notebook(folder / "02_later.ipynb", "02 · Not built", ["1 + 1"])
+    out = folder.parent / "book"
+    stream = io.StringIO()
+    with contextlib.redirect_stdout(stream):
+        code = book.main([str(folder / "00_good.ipynb"), str(folder / "01_bad.ipynb"),
+                          "--out", str(out), "--timeout", "120"])
+    return folder, out, code, stream.getvalue()
+
+
+def test_a_failing_lesson_fails_the_book(built: tuple[Path, Path, int, str]) -> None:
+    _, out, code, output = built
+    assert code == 1
+    assert "01_bad.ipynb: FAILED" in output and "00_good.ipynb: ok" in output
+    record = json.loads((out / "records" / "01_bad.json").read_text())
+    assert not record["ok"] and "LessonFailed" in record["error"]
+    assert "one beats two" in record["error"]
+    executed = nbformat.read(out / "01_bad.ipynb", as_version=4)  # kept for inspection
+    assert executed.cells[1].outputs and not executed.cells[2].outputs
+
+
+def test_lessons_are_gathered_per_notebook(built: tuple[Path, Path, int, str]) -> None:
+    _, out, _, _ = built
+    good = lessons.read_log(out / "lessons" / "00_good.jsonl")
+    assert [(e.claim, e.status) for e in good] == [("two beats one", "holds"),
+                                                   ("a number that varies", "observed")]
+    assert all(e.profile == "standard" and e.enforced == (e.holds is not None) for e in good)
+    record = json.loads((out / "records" / "00_good.json").read_text())
+    assert [row["claim"] for row in record["lessons"]] == ["two beats one", "a number that varies"]
+    assert record["ok"] and record["profile"] == "standard" and record["seconds"] > 0
+    if Path("/proc/self/status").exists():  # the kernel allocated 64 MiB on top of Python
+        assert record["peak_rss_bytes"] > 64 * 2**20
+    bad = lessons.read_log(out / "lessons" / "01_bad.jsonl")
+    assert [e.status for e in bad] == ["FAILS"]
+
+
+def test_index_lists_every_notebook_with_times_memory_and_lessons(
+        built: tuple[Path, Path, int, str]) -> None:
+    _, out, _, _ = built
+    page = (out / "index.html").read_text()
+    for text in ("00 · Good news", "01 · Bad news", "02 · Not built", "not built yet",
+                 "href='00_good.html'", "href='01_bad.ipynb'", "FAILED", "MiB",
+                 "two beats one", "a &gt; b", "one beats two", "LessonFailed",
+                 "a number that varies", "1/1 hold, 1 observed", "0/1 hold"):
+        assert text in page, text
+    assert (out / "00_good.html").stat().st_size > 10_000  # nbconvert's page, outputs included
+    html_page = (out / "00_good.html").read_text()
+    assert "two beats one" in html_page and "standard" in html_page
+
+
+def test_one_notebook_rebuilds_and_the_index_keeps_the_others(
+        built: tuple[Path, Path, int, str], capsys: pytest.CaptureFixture) -> None:
+    folder, out, _, _ = built
+    code = book.main([str(folder / "00_good.ipynb"), "--out", str(out), "--no-html",
+                      "--profile", "quick"])
+    assert code == 0
+    page = (out / "index.html").read_text()
+    assert "01 · Bad news" in page and "FAILED" in page  # the earlier record is still shown
+    assert "built " in page  # ... marked with its build time
+    assert json.loads((out / "records" / "00_good.json").read_text())["profile"] == "quick"
+    assert "lessons are recorded, not enforced" in page  # quick: the good notebook's table
+    assert "1 notebook(s)" in capsys.readouterr().out
+
+
+def test_title_and_bad_profile() -> None:
+    with pytest.raises(ValueError, match="unknown profile"):
+        book.build(["all"], profile="huge")
+    assert book.notebook_title(Path(__file__).parent.parent / "notebooks" / "05_fcn.ipynb"
+                               ).startswith("05 · Fully convolutional")

@@ -92,8 +92,8 @@ def test_a_lesson_shows_itself_as_a_table_row_and_a_log_reads_back(tmp_path,
     monkeypatch.setenv(lessons.LOG_VAR, str(log))
     monkeypatch.delenv(config.SEED_VAR, raising=False)
     with config.using_profile("standard"):
-        entry = lessons.lesson("skips sharpen boundaries", "fcn8s > fcn32s", fcn8s=0.43, fcn32s=0.24)
-    assert repr(entry) == "[holds] skips sharpen boundaries: fcn8s=0.43, fcn32s=0.24  (fcn8s > fcn32s)"
+        entry = lessons.lesson("skips sharpen", "fcn8s > fcn32s", fcn8s=0.43, fcn32s=0.24)
+    assert repr(entry) == "[holds] skips sharpen: fcn8s=0.43, fcn32s=0.24  (fcn8s > fcn32s)"
     assert "<table" in entry._repr_html_() and "profile standard, seed 0" in entry._repr_html_()
     assert lessons.read_log(log) == [entry]
     log.write_text("not json\n")

@@ -59,6 +59,13 @@ def output_tensors(out: Any) -> dict[str, torch.Tensor]:
     raise TypeError(f"cannot fingerprint an output of type {type(out).__name__}")
 
 
+def call(model: nn.Module, x: Any) -> Any:
+    """``model(x)``, plus the extra inputs a model asks for with ``model.extra_inputs(x)``
+    (the tokens of a referring-expression segmenter, say)."""
+    extra = model.extra_inputs(x) if hasattr(model, "extra_inputs") else ()
+    return model(x, *extra)
+
+
 def seeded_model(spec: Any, **overrides: Any) -> nn.Module:
     """The model at ``test_kwargs`` (``NUM_CLASSES`` classes), weights drawn after seeding."""
     torch.manual_seed(SEED)
@@ -67,7 +74,7 @@ def seeded_model(spec: Any, **overrides: Any) -> nn.Module:
 
 def _summary(model: nn.Module, x: Any) -> dict[str, dict[str, Any]]:
     with torch.no_grad():
-        out = model(x)
+        out = call(model, x)
     return {name: {"sum": t.double().sum().item(), "abs_sum": t.double().abs().sum().item(),
                    "shape": list(t.shape)}
             for name, t in output_tensors(out).items()}

@@ -39,3 +39,25 @@ def test_unknown_sizes_and_bad_full_are_refused() -> None:
         TABLE.resolve("M", 1)
     with pytest.raises(TypeError):
         SizeTable(small=_Sizes(1, 1), paper=(1, 1))
+
+
+@dataclass(frozen=True)
+class _Head:
+    channels: int
+    dropout: float
+    backbone: str
+
+
+def test_names_and_fractions_are_not_sizes_but_integers_are() -> None:
+    table = SizeTable(small=_Head(16, 0.1, "resnet_tiny"), paper=_Head(256, 0.5, "resnet50"))
+    assert table.resolve("M", True, dropout=0.0) == _Head(256, 0.0, "resnet50")  # 0.0: no dropout
+    assert table.resolve("M", False, backbone="vgg16").backbone == "vgg16"
+    with pytest.raises(ValueError, match="M: channels must be positive, got 0"):
+        table.resolve("M", True, channels=0)
+
+
+def test_a_table_without_a_paper_row_refuses_full() -> None:
+    table = SizeTable(small=_Sizes(width=16, depth=3))
+    assert table.resolve("Baseline", False, width=8) == _Sizes(8, 3)
+    with pytest.raises(ValueError, match="Baseline: is no paper's network"):
+        table.resolve("Baseline", True)

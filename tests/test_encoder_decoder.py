@@ -73,6 +73,8 @@ def test_bad_arguments_raise() -> None:
         LinkNet(backbone="vgg16")
     with pytest.raises(ValueError, match="widths"):
         HRNet(widths=(4, 8))
+    with pytest.raises(ValueError, match="width or widths, not both"):
+        HRNet(width=4, widths=(4, 8, 16, 32))
     with pytest.raises(ValueError, match="kernel_size"):
         LinkNetDecoderBlock(8, 4, kernel_size=5)
     with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):

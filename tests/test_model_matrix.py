@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from conftest import pattern_data
 from model_fingerprints import (
     NUM_CLASSES,
+    call,
     fingerprint,
     fingerprint_input,
     full_param_count,
@@ -248,7 +249,7 @@ def check_odd_size(model: nn.Module, spec: ModelSpec, x: Any) -> str:
     size = tuple(x[0].shape[1:])
     try:
         with torch.no_grad():
-            out = model(x)
+            out = call(model, x)
     except ValueError as err:
         message = str(err)
         assert any(str(s) in message for s in size), (
@@ -271,7 +272,7 @@ def check_backward(model: nn.Module, spec: ModelSpec, x: Any,
         inputs = x
     else:
         x = x.clone().requires_grad_(True)
-        out = model(x)
+        out = call(model, x)
         outputs = list(out.values()) if isinstance(out, dict) else [out]
         loss = sum(o.float().mean() for o in outputs if isinstance(o, torch.Tensor))
         inputs = [x]
@@ -286,7 +287,7 @@ def check_backward(model: nn.Module, spec: ModelSpec, x: Any,
 def check_eval_determinism(model: nn.Module, spec: ModelSpec, x: Any) -> None:
     model.eval()
     with torch.no_grad():
-        a, b = output_tensors(model(x)), output_tensors(model(x))
+        a, b = output_tensors(call(model, x)), output_tensors(call(model, x))
     assert a.keys() == b.keys(), f"{spec.name}: two eval-mode passes give different outputs"
     for key in a:
         assert torch.equal(a[key], b[key]), (
@@ -304,7 +305,7 @@ def check_state_dict_round_trip(spec: ModelSpec, x: Any) -> None:
     second = build(spec).eval()
     second.load_state_dict(first.state_dict(), strict=True)
     with torch.no_grad():
-        a, b = output_tensors(first(x)), output_tensors(second(x))
+        a, b = output_tensors(call(first, x)), output_tensors(call(second, x))
     for key in a:
         assert torch.equal(a[key], b[key]), (
             f"{spec.name}: output {key!r} differs after load_state_dict: some state is not "
@@ -319,7 +320,7 @@ def overfit(model: nn.Module, spec: ModelSpec, images: torch.Tensor, masks: torc
     model.train()
     best = 0.0
     for _ in range(steps):
-        logits = logits_of(model(images), spec)
+        logits = logits_of(call(model, images), spec)
         loss = F.cross_entropy(logits, masks)
         best = max(best, (logits.argmax(1) == masks).float().mean().item())
         if best >= OVERFIT_TARGET:
@@ -351,7 +352,7 @@ class TestModelMatrix:
         model = build(spec).eval()
         for size in input_sizes(spec):
             with torch.no_grad():
-                check_output(model(images(spec, 2, size)), spec, 2, size)
+                check_output(call(model, images(spec, 2, size)), spec, 2, size)
 
     def test_odd_size_works_or_refuses(self, name: str) -> None:
         spec = get_spec(name)
@@ -365,7 +366,7 @@ class TestModelMatrix:
         model = build(spec, in_channels=in_channels).eval()
         size = input_sizes(spec)[0]
         with torch.no_grad():
-            check_output(model(images(spec, 2, size, in_channels)), spec, 2, size)
+            check_output(call(model, images(spec, 2, size, in_channels)), spec, 2, size)
 
     def test_backward_reaches_params_and_input(self, name: str) -> None:
         spec = get_spec(name)

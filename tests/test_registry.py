@@ -68,7 +68,7 @@ def test_duplicate_registration_is_an_error(clean_registry: None) -> None:
 def test_bad_constructor_arguments() -> None:
     with pytest.raises(ValueError, match="width"):
         build_model("baseline", width=0)
-    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+    with pytest.raises(ValueError, match=r"expected input \[N, 3, H, W\]"):
         build_model("baseline")(torch.rand(3, 32, 32))
 
 

@@ -107,8 +107,17 @@ def test_channel_ladder_doubles_and_the_unets_reject_an_empty_ladder() -> None:
     from course_lib.models.unet import UNet, UNet3D, UNetPlusPlus, channel_ladder
 
     assert channel_ladder("UNet", 64, 4) == [64, 128, 256, 512, 1024]  # U-Net Fig. 1
-    for cls in (UNet, UNetPlusPlus, UNet3D):
-        with pytest.raises(ValueError, match=f"{cls.__name__}: depth and width must be >= 1"):
+    with pytest.raises(ValueError, match="UNet: depth and width must be >= 1"):
+        channel_ladder("UNet", 0, 4)
+    for cls in (UNet, UNetPlusPlus, UNet3D, VNet):
+        with pytest.raises(ValueError, match=f"{cls.__name__}: depth must be positive, got 0"):
             cls(in_channels=1, num_classes=2, depth=0)
-    with pytest.raises(ValueError, match="VNet: depth and width must be >= 1"):
-        VNet(in_channels=1, num_classes=2, width=0)  # V-Net's width has no "0 = default"
+        with pytest.raises(ValueError, match=f"{cls.__name__}: width must be positive, got 0"):
+            cls(in_channels=1, num_classes=2, width=0, full=True)  # not the paper's width
+
+
+def test_an_explicit_size_wins_over_full() -> None:
+    with torch.device("meta"):
+        assert VNet(full=True, width=4).stage0.act.num_parameters == 4  # was overridden to 16
+        assert UNet(full=True, width=8).inc[0][0].out_channels == 8
+        assert UNet(full=True).inc[0][0].out_channels == 64

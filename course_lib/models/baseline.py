@@ -10,11 +10,22 @@ It is not from a paper; it is the yardstick every later model is compared with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from . import register_model
-from .blocks import ConvBNReLU, DoubleConv, resize_to
+from .blocks import ConvBNReLU, DoubleConv, check_channels, check_input, resize_to
+from .contract import SizeTable
+
+
+@dataclass(frozen=True)
+class BaselineSizes:
+    width: int  # channels of the stem; each stride-2 stage doubles it
+
+
+SIZES = SizeTable(small=BaselineSizes(width=16))  # no paper, so no paper row
 
 
 @register_model(
@@ -42,16 +53,18 @@ class BaselineCNN(nn.Module):
     Args:
         in_channels: channels of the input image (3 for RGB, 4 with a depth channel).
         num_classes: number of output classes ``K``; the output is logits [N, K, H, W].
-        width: channels of the stem; each stride-2 stage doubles it.
+        width: channels of the stem (16); each stride-2 stage doubles it.
+
+    ``full`` does not apply: the baseline is the course's own yardstick, no paper's network,
+    so it has no paper size.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 12, width: int = 16) -> None:
+    def __init__(self, in_channels: int = 3, num_classes: int = 12,
+                 width: int | None = None) -> None:
         super().__init__()
-        for arg, value in (("in_channels", in_channels), ("num_classes", num_classes),
-                           ("width", width)):
-            if value < 1:
-                raise ValueError(f"BaselineCNN: {arg} must be >= 1, got {value}")
-        w = width
+        check_channels("BaselineCNN", in_channels, num_classes)
+        w = SIZES.resolve("BaselineCNN", False, width=width).width
+        self.in_channels = in_channels
         # Encoder: full resolution, then two stride-2 stages.
         self.stem = ConvBNReLU(in_channels, w)
         self.down1 = nn.Sequential(ConvBNReLU(w, 2 * w, stride=2), ConvBNReLU(2 * w, 2 * w))
@@ -63,8 +76,7 @@ class BaselineCNN(nn.Module):
         self.classifier = nn.Conv2d(2 * w, num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"BaselineCNN expects input [N, C, H, W], got shape {tuple(x.shape)}")
+        check_input("BaselineCNN", x, self.in_channels)
         # Contracting path.
         x0 = self.stem(x)
         x1 = self.down1(x0)

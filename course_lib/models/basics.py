@@ -32,6 +32,7 @@ from torch import nn
 
 from . import register_model
 from .blocks import ConvBNReLU, resize_to
+from .contract import SizeTable
 
 # Shape classes of the shapes world used for classification (disk … wire); car and boat look
 # identical and are told apart only by their surroundings, so they are left out by default.
@@ -743,6 +744,15 @@ def reconstruction_error(
     return total / images.numel()
 
 
+@dataclass(frozen=True)
+class EncoderDecoderSizes:
+    width: int  # channels of the stem, doubled at every encoder step
+    depth: int  # encoder steps (stride-2 halvings)
+
+
+ENCODER_DECODER_SIZES = SizeTable(small=EncoderDecoderSizes(width=16, depth=3))
+
+
 @register_model(
     "encoder_decoder",
     family="basics",
@@ -763,15 +773,21 @@ class EncoderDecoder(nn.Module):
 
     Args:
         in_channels: image channels. num_classes: output classes ``K``.
-        width: channels of the stem (doubled at every encoder step). depth: encoder steps.
+        width: channels of the stem (16; doubled at every encoder step). depth: encoder
+            steps (3).
+
+    ``full`` does not apply: the survey's Fig. 5 is a scheme, not a network with published
+    sizes, so there is no paper size to build.
     """
 
     def __init__(
-        self, in_channels: int = 3, num_classes: int = 12, width: int = 16, depth: int = 3
+        self, in_channels: int = 3, num_classes: int = 12, width: int | None = None,
+        depth: int | None = None,
     ) -> None:
         super().__init__()
-        _require_positive("EncoderDecoder", in_channels=in_channels, num_classes=num_classes,
-                          width=width, depth=depth)
+        _require_positive("EncoderDecoder", in_channels=in_channels, num_classes=num_classes)
+        sizes = ENCODER_DECODER_SIZES.resolve("EncoderDecoder", False, width=width, depth=depth)
+        width, depth = sizes.width, sizes.depth
         chans = [width * 2**i for i in range(depth + 1)]
         # Encoder g: full-resolution stem, then `depth` stride-2 steps (H → H / 2^depth).
         self.encoder = nn.Sequential(

@@ -19,6 +19,9 @@ course's ``small`` sizes (a 2-core CPU trains them in minutes) and the paper's s
 ``full`` picks the paper's row; any argument that is not ``None`` replaces that row's
 value (``UNet(width=8, full=True)`` is the paper's U-Net at width 8). Every integer size
 must be positive: ``width=0`` is an error that names the model, never a silent default.
+A row may hold names (``backbone="resnet50"``) and fractions (``dropout=0.5``) too; only
+integers are sizes that must be positive. A model that is no paper's network (the course's
+baseline) has a ``small`` row only, and ``full=True`` is refused.
 """
 
 from __future__ import annotations
@@ -30,42 +33,49 @@ from typing import Any, Generic, TypeVar
 S = TypeVar("S")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_positive(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or value is None:
-        return
-    if isinstance(value, int | float):
+    if _is_int(value):
         if value <= 0:
             raise ValueError(f"{owner}: {name} must be positive, got {value}")
     elif isinstance(value, tuple | list):
-        if any(isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in value):
+        if any(_is_int(v) and v <= 0 for v in value):
             raise ValueError(f"{owner}: every entry of {name} must be positive, got {value}")
 
 
 @dataclass(frozen=True)
 class SizeTable(Generic[S]):
-    """A model's two size rows: ``small`` (the course's default) and ``paper`` (``full=True``)."""
+    """A model's two size rows: ``small`` (the course's default) and ``paper`` (``full=True``;
+    ``None`` for a model that is no paper's network)."""
 
     small: S
-    paper: S
+    paper: S | None = None
 
     def __post_init__(self) -> None:
-        if type(self.small) is not type(self.paper) or not dataclasses.is_dataclass(self.small):
+        paper_type = type(self.small) if self.paper is None else type(self.paper)
+        if type(self.small) is not paper_type or not dataclasses.is_dataclass(self.small):
             raise TypeError("SizeTable needs two instances of the same dataclass")
 
     def resolve(self, owner: str, full: bool, /, **given: Any) -> S:
         """The ``paper`` row if ``full`` else ``small``, with every non-``None`` value replaced.
 
-        Raises ``ValueError`` for a name that is not a size of this model and for a size
-        that is not positive (``width=0``, ``depth=-1``, a zero in a channel plan).
+        Raises ``ValueError`` for a name that is not a size of this model, for a size
+        that is not positive (``width=0``, ``depth=-1``, a zero in a channel plan) and for
+        ``full=True`` without a paper row.
         """
         if not isinstance(full, bool):
             raise TypeError(f"{owner}: full must be True or False, got {full!r}")
+        if full and self.paper is None:
+            raise ValueError(f"{owner}: is no paper's network, so it has no full=True size")
         names = {f.name for f in dataclasses.fields(self.small)}
         unknown = sorted(set(given) - names)
         if unknown:
             raise ValueError(f"{owner}: {', '.join(unknown)} is not a size of this model; "
                              f"its sizes are {', '.join(sorted(names))}")
-        row = self.paper if full else self.small
+        row = self.paper if full and self.paper is not None else self.small
         chosen = dataclasses.replace(row, **{k: v for k, v in given.items() if v is not None})
         for name in names:
             _check_positive(owner, name, getattr(chosen, name))

@@ -57,8 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
-from .fcn import FCN
+from . import build_model, register_model
 
 METHODS = ("exact", "window")
 _CACHE_LIMIT = 2**25  # kernel-matrix elements kept in memory by the exact method
@@ -347,7 +346,7 @@ class CRFasRNN(nn.Module):
 
 @register_model(
     "fcn8s_crfrnn", family="crf", paper="Zheng et al., ICCV 2015 (CRF-as-RNN)", year=2015,
-    test_kwargs={"width": 4, "fc_channels": 16, "window": 5},
+    test_kwargs={"width": 4, "fc_channels": 16, "window": 5}, full_params=134_323_988,
 )
 class FCN8sCRFasRNN(nn.Module):
     """FCN-8s with a CRF-as-RNN layer on its scores, trained end to end (Zheng et al., Fig. 4).
@@ -357,26 +356,47 @@ class FCN8sCRFasRNN(nn.Module):
     ``image_size`` (deviation: the paper's ~500-pixel PASCAL images would need a window far
     larger than our images). ``variant="32s"``/``"16s"`` puts the CRF on another FCN;
     ``crf_params`` replaces the CRF hyper-parameters altogether.
+
+    Args:
+        in_channels, num_classes, width, full, backbone, fc_channels, fc_kernel, dropout,
+            output_stride: the FCN's (:class:`course_lib.models.fcn.FCN`, built through the
+            registry as ``"fcn<variant>"``); its sizes come from the FCN's size table, so
+            ``full=True`` is the paper's VGG16 FCN-8s.
+        variant: ``"8s"`` (the paper), ``"16s"`` or ``"32s"``.
+        iterations: mean-field iterations (5, the paper's training setting).
+        window, blur, method: the message-passing approximation (:func:`make_filter`).
+        image_size: the side the position stds are scaled to. crf_params: all CRF
+            hyper-parameters at once (then ``iterations`` and ``image_size`` are not used).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        width: int = 16,
+        width: int | None = None,
+        full: bool = False,
+        variant: str = "8s",
+        backbone: str | None = None,
         fc_channels: int | None = None,
+        fc_kernel: int | None = None,
+        dropout: float | None = None,
+        output_stride: int = 32,
         iterations: int = 5,
         window: int = 11,
         blur: int = 1,
         method: str = "window",
         image_size: int = 96,
-        variant: str = "8s",
         crf_params: CRFParams | None = None,
-        **fcn_kwargs: object,
     ) -> None:
         super().__init__()
-        self.fcn = FCN(in_channels, num_classes, variant=variant, width=width,
-                       fc_channels=fc_channels, **fcn_kwargs)
+        if variant not in ("8s", "16s", "32s"):
+            raise ValueError(f"FCN8sCRFasRNN: variant must be '8s', '16s' or '32s', got "
+                             f"{variant!r}")
+        self.fcn = build_model(f"fcn{variant}", in_channels=in_channels,
+                               num_classes=num_classes, width=width, full=full,
+                               backbone=backbone, fc_channels=fc_channels,
+                               fc_kernel=fc_kernel, dropout=dropout,
+                               output_stride=output_stride)
         params = crf_params or CRFASRNN_CRF.scaled(image_size).replace(iterations=iterations)
         self.crf = CRFasRNN(num_classes, params, method=method, window=window, blur=blur)
 

@@ -38,6 +38,7 @@ Deviations (stated once, here):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,11 +48,45 @@ from torch import nn
 from . import register_model
 from .backbones import build_backbone
 from .blocks import ConvBNReLU, DepthwiseSeparableConv, check_channels, resize_to
+from .contract import SizeTable
 from .crf import DEEPLAB_CRF, CRFParams, dense_crf
 from .heads import FCNHead
 
 V2_RATES = (6, 12, 18, 24)  # at output stride 8 (the paper's only setting)
 V3_RATES = (6, 12, 18)  # at output stride 16; doubled at 8
+
+
+@dataclass(frozen=True)
+class V1Sizes:
+    backbone: str
+    width: int  # the backbone's base width
+    fc_channels: int  # fc6 / fc7
+    rate: int  # fc6's dilation (LargeFOV: 12)
+
+
+@dataclass(frozen=True)
+class V2Sizes:
+    backbone: str
+    width: int
+
+
+@dataclass(frozen=True)
+class V3Sizes:
+    backbone: str
+    width: int
+    channels: int  # ASPP (and v3+'s decoder)
+
+
+@dataclass(frozen=True)
+class V3PlusSizes(V3Sizes):
+    low_level_channels: int  # the reduced stride-4 skip
+
+
+V1_SIZES = SizeTable(small=V1Sizes("vgg_tiny", 16, 256, 4), paper=V1Sizes("vgg16", 64, 1024, 12))
+V2_SIZES = SizeTable(small=V2Sizes("resnet_tiny", 16), paper=V2Sizes("resnet101", 64))
+V3_SIZES = SizeTable(small=V3Sizes("resnet_tiny", 16, 64), paper=V3Sizes("resnet50", 64, 256))
+V3PLUS_SIZES = SizeTable(small=V3PlusSizes("resnet_tiny", 16, 64, 48),
+                         paper=V3PlusSizes("resnet50", 64, 256, 48))
 
 
 def aspp_rates(base_rates: Sequence[int], base_stride: int, output_stride: int) -> tuple[int, ...]:
@@ -115,39 +150,42 @@ def atrous_conv_bn_relu(in_ch: int, out_ch: int, rate: int, separable: bool = Fa
 # DeepLab v1 (Chen et al. 2015): dilated VGG16, LargeFOV fc6, bilinear upsampling, dense CRF
 # --------------------------------------------------------------------------------------------
 @register_model("deeplabv1", family="dilated", paper="Chen et al., ICLR 2015", year=2015,
-                test_kwargs={"width": 4, "fc_channels": 16})
+                test_kwargs={"width": 4, "fc_channels": 16}, full_params=20_496_204)
 class DeepLabV1(nn.Module):
     """DeepLab v1 (LargeFOV): VGG at output stride 8 → fc6 (3x3, rate 12) → fc7 → fc8 → x8.
 
     Args:
         in_channels, num_classes: image channels and ``K`` (logits [N, K, H, W]).
-        backbone: a VGG name (paper: vgg16); width: base width (16; 64 full).
+        width: backbone base width (16; 64 full). full: paper sizes (VGG16 without
+            batch-norm, LargeFOV head).
+        backbone: a VGG name (vgg_tiny; vgg16 full).
         fc_channels: fc6/fc7 width (256; 1024 full). rate: fc6 dilation (4; 12 full).
         output_stride: 8 (the paper) or 16/32. dropout: after fc6 and fc7 (0.5).
-        full: paper sizes (VGG16 without batch-norm, LargeFOV head).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         fc_channels: int | None = None,
         rate: int | None = None,
         output_stride: int = 8,
         dropout: float = 0.5,
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("DeepLabV1", in_channels, num_classes)
-        fc_channels = fc_channels or (1024 if full else 256)
-        rate = rate or (12 if full else 4)
-        self.backbone = build_backbone(backbone or ("vgg16" if full else "vgg_tiny"),
-                                       in_channels, width, output_stride, full=full)
+        sizes = V1_SIZES.resolve("DeepLabV1", full, backbone=backbone, width=width,
+                                 fc_channels=fc_channels, rate=rate)
+        fc_channels = sizes.fc_channels
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         norm = None if full else "bn"
         self.classifier = nn.Sequential(
-            ConvBNReLU(self.backbone.channels["c5"], fc_channels, 3, dilation=rate, norm=norm),
+            ConvBNReLU(self.backbone.channels["c5"], fc_channels, 3, dilation=sizes.rate,
+                       norm=norm),
             nn.Dropout2d(dropout),  # fc6: 3x3, rate 12
             ConvBNReLU(fc_channels, fc_channels, 1, norm=norm),  # fc7
             nn.Dropout2d(dropout),
@@ -201,31 +239,33 @@ class ASPPSum(nn.Module):
 
 
 @register_model("deeplabv2", family="dilated", paper="Chen et al., TPAMI 2017", year=2017,
-                test_kwargs={"width": 4})
+                test_kwargs={"width": 4}, full_params=43_384_944)
 class DeepLabV2(nn.Module):
     """DeepLab v2: dilated ResNet (output stride 8) → ASPP-L (sum of rates 6/12/18/24) → x8.
 
     Args:
-        in_channels, num_classes: image channels and ``K``. backbone: ResNet name
-        (paper: resnet101); width: base width. output_stride: 8 (the paper) or 16 (rates
-        halved). rates: override the ASPP rates. full: paper sizes (ResNet-101).
+        in_channels, num_classes: image channels and ``K``. width: backbone base width (16;
+        64 full). full: paper sizes (ResNet-101). backbone: ResNet name (resnet_tiny;
+        resnet101 full). output_stride: 8 (the paper) or 16 (rates halved). rates: override
+        the ASPP rates.
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         output_stride: int = 8,
         rates: Sequence[int] | None = None,
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("DeepLabV2", in_channels, num_classes)
+        sizes = V2_SIZES.resolve("DeepLabV2", full, backbone=backbone, width=width)
         rates = tuple(rates) if rates else aspp_rates(V2_RATES, 8, output_stride)
-        self.backbone = build_backbone(backbone or ("resnet101" if full else "resnet_tiny"),
-                                       in_channels, width, output_stride, full=full)
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         self.aspp = ASPPSum(self.backbone.channels["c5"], num_classes, rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -281,7 +321,8 @@ class DeepLabHead(nn.Sequential):
 
 
 @register_model("deeplabv3", family="dilated", paper="Chen et al., arXiv 2017", year=2017,
-                output="dict", test_kwargs={"width": 4, "channels": 16, "output_stride": 8})
+                output="dict", test_kwargs={"width": 4, "channels": 16, "output_stride": 8},
+                full_params=41_999_448)
 class DeepLabV3(nn.Module):
     """DeepLab v3: dilated ResNet → ASPP (+ image pooling) → 3x3 → classes → bilinear.
 
@@ -291,33 +332,35 @@ class DeepLabV3(nn.Module):
     exactly (42,004,074 for 21 classes, tested).
 
     Args:
-        in_channels, num_classes: image channels and ``K``. backbone: ResNet name
-        (resnet50 full); width: base width. output_stride: 16 (the paper's training) or 8
+        in_channels, num_classes: image channels and ``K``. width: backbone base width (16;
+        64 full). full: paper sizes (ResNet-50, 256-channel ASPP). backbone: ResNet name
+        (resnet_tiny; resnet50 full). output_stride: 16 (the paper's training) or 8
         (torchvision's; rates doubled). rates: override the ASPP rates. channels: ASPP
         width (64; 256 full). aux: auxiliary head. aspp: ``False`` replaces ASPP by one
-        plain 3x3 convolution of the same width (an ablation, not in the paper). full: paper
-        sizes.
+        plain 3x3 convolution of the same width (an ablation, not in the paper).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         output_stride: int = 16,
         rates: Sequence[int] | None = None,
         channels: int | None = None,
         aux: bool = True,
         aspp: bool = True,
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("DeepLabV3", in_channels, num_classes)
-        channels = channels or (256 if full else 64)
+        sizes = V3_SIZES.resolve("DeepLabV3", full, backbone=backbone, width=width,
+                                 channels=channels)
+        channels = sizes.channels
         rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
-        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
-                                       in_channels, width, output_stride, full=full)
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         ch = self.backbone.channels
         self.classifier = DeepLabHead(ch["c5"], num_classes, rates, channels)
         if not aspp:  # ablation: one plain 3x3 convolution (rate 1) where ASPP was
@@ -336,7 +379,8 @@ class DeepLabV3(nn.Module):
 # DeepLab v3+ (Chen et al. 2018, Fig. 2): v3 encoder + a decoder with a stride-4 skip
 # --------------------------------------------------------------------------------------------
 @register_model("deeplabv3plus", family="dilated", paper="Chen et al., ECCV 2018", year=2018,
-                test_kwargs={"width": 4, "channels": 16, "low_level_channels": 8})
+                test_kwargs={"width": 4, "channels": 16, "low_level_channels": 8},
+                full_params=26_693_820)
 class DeepLabV3Plus(nn.Module):
     """DeepLab v3+: separable-ASPP encoder (output stride 16) + decoder → logits.
 
@@ -345,30 +389,33 @@ class DeepLabV3Plus(nn.Module):
     convolutions, 1x1 classes, x4 bilinear upsample.
 
     Args:
-        in_channels, num_classes: image channels and ``K``. backbone: ResNet name
-        (resnet50 full); width: base width. output_stride: 16 (the paper) or 8.
-        rates: override the ASPP rates. channels: ASPP/decoder width (64; 256 full).
-        low_level_channels: the skip's width (48). full: paper sizes.
+        in_channels, num_classes: image channels and ``K``. width: backbone base width (16;
+        64 full). full: paper sizes (ResNet-50 — the paper's were Xception / ResNet-101 —
+        256-channel ASPP and decoder). backbone: ResNet name (resnet_tiny; resnet50 full).
+        output_stride: 16 (the paper) or 8. rates: override the ASPP rates. channels:
+        ASPP/decoder width (64; 256 full). low_level_channels: the skip's width (48).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         output_stride: int = 16,
         rates: Sequence[int] | None = None,
         channels: int | None = None,
-        low_level_channels: int = 48,
-        full: bool = False,
+        low_level_channels: int | None = None,
     ) -> None:
         super().__init__()
         check_channels("DeepLabV3Plus", in_channels, num_classes)
-        channels = channels or (256 if full else 64)
+        sizes = V3PLUS_SIZES.resolve("DeepLabV3Plus", full, backbone=backbone, width=width,
+                                     channels=channels, low_level_channels=low_level_channels)
+        channels, low_level_channels = sizes.channels, sizes.low_level_channels
         rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
-        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
-                                       in_channels, width, output_stride, full=full)
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         ch = self.backbone.channels
         self.aspp = ASPP(ch["c5"], rates, channels, separable=True, dropout=0.1)
         self.low_level = ConvBNReLU(ch["c2"], low_level_channels, 1)  # 48-channel skip

@@ -43,6 +43,7 @@ Deviations from the papers (stated once, here):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -50,7 +51,40 @@ from torch import nn
 from . import register_model
 from .backbones import VGG_DEPTHS, BasicBlock, Bottleneck, build_backbone
 from .blocks import ConvBNReLU, check_channels, check_input, resize_to
+from .contract import SizeTable
 from .fcn import crop_to
+
+
+@dataclass(frozen=True)
+class VGGEncoderSizes:
+    """SegNet's and DeconvNet's sizes (DeconvNet alone has the fc layers)."""
+
+    width: int  # stage widths width x (1, 2, 4, 8, 8)
+    depths: tuple[int, ...]  # convolutions per encoder stage (VGG16: 2, 2, 3, 3, 3)
+    fc_channels: int | None = None  # DeconvNet's fc6/fc7; None: 16 x width
+    fc_kernel: int = 3  # DeconvNet's fc6 / deconv-fc6 kernel
+
+
+@dataclass(frozen=True)
+class LinkNetSizes:
+    backbone: str
+    width: int
+
+
+@dataclass(frozen=True)
+class HRNetSizes:
+    width: int  # the high-resolution stream; the others double it (the "W" of HRNet-W18)
+    stem_channels: int
+    stage1_channels: int  # stage 1's bottleneck width (x4 at its output)
+
+
+SEGNET_SIZES = SizeTable(small=VGGEncoderSizes(16, VGG_DEPTHS["vgg16"]),
+                         paper=VGGEncoderSizes(64, VGG_DEPTHS["vgg16"]))
+DECONVNET_SIZES = SizeTable(small=VGGEncoderSizes(16, VGG_DEPTHS["vgg16"], None, 3),
+                            paper=VGGEncoderSizes(64, VGG_DEPTHS["vgg16"], 4096, 7))
+LINKNET_SIZES = SizeTable(small=LinkNetSizes("resnet18", 16), paper=LinkNetSizes("resnet18", 64))
+# HRNetV1-W18-small (the official seg_hrnet_w18_small_v1: streams 16/32/64/128)
+HRNET_SIZES = SizeTable(small=HRNetSizes(8, 16, 8), paper=HRNetSizes(16, 64, 32))
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,7 +180,7 @@ def _encode_with_indices(
 
 @register_model("segnet", family="encoder-decoder",
                 paper="Badrinarayanan, Kendall & Cipolla, TPAMI 2017", year=2017,
-                test_kwargs={"width": 4, "depths": (1, 1, 1)})
+                test_kwargs={"width": 4, "depths": (1, 1, 1)}, full_params=29_472_844)
 class SegNet(nn.Module):
     """SegNet: VGG16 encoder (13 convs) + mirrored decoder that unpools with the encoder's
     pooling indices, then convolves (Fig. 2).
@@ -159,9 +193,9 @@ class SegNet(nn.Module):
 
     Args:
         in_channels, num_classes: image channels, classes K (logits [N, K, H, W]).
-        width: base width (stages ``width x (1, 2, 4, 8, 8)``; 64 with ``full``).
-        depths: convolutions per encoder stage (VGG16: (2, 2, 3, 3, 3)); the decoder mirrors it.
+        width: base width (stages ``width x (1, 2, 4, 8, 8)``; 16, 64 with ``full``).
         full: the paper's sizes (width 64, VGG16 depths).
+        depths: convolutions per encoder stage (VGG16: (2, 2, 3, 3, 3)); the decoder mirrors it.
 
     Deviation: the last decoder convolution is followed by a 1x1 classifier (the paper's
     last decoder conv outputs K channels directly, then softmax).
@@ -172,14 +206,14 @@ class SegNet(nn.Module):
         in_channels: int = 3,
         num_classes: int = 12,
         width: int | None = None,
-        depths: Sequence[int] | None = None,
         full: bool = False,
+        depths: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         check_channels("SegNet", in_channels, num_classes)
-        width = width or (64 if full else 16)
-        depths = _check_depths("SegNet", depths or VGG_DEPTHS["vgg16"])
-        widths = _stage_widths(width, len(depths))
+        sizes = SEGNET_SIZES.resolve("SegNet", full, width=width, depths=depths)
+        depths = _check_depths("SegNet", sizes.depths)
+        widths = _stage_widths(sizes.width, len(depths))
         self.in_channels = in_channels
         self.encoder = _vgg_encoder(in_channels, widths, depths)
         self.pool, self.unpool = IndexPool(), IndexUnpool()
@@ -205,7 +239,8 @@ class SegNet(nn.Module):
 # DeconvNet (Noh et al. 2015, Fig. 2)
 # --------------------------------------------------------------------------------------------
 @register_model("deconvnet", family="encoder-decoder", paper="Noh, Hong & Han, ICCV 2015",
-                year=2015, test_kwargs={"width": 4, "depths": (1, 1, 1), "fc_channels": 16})
+                year=2015, test_kwargs={"width": 4, "depths": (1, 1, 1), "fc_channels": 16},
+                full_params=251_788_364)
 class DeconvNet(nn.Module):
     """DeconvNet: VGG16 convolution network + fc6/fc7, mirrored by a deconvolution network.
 
@@ -219,10 +254,10 @@ class DeconvNet(nn.Module):
     BN to every layer to make the deep decoder trainable).
 
     Args:
-        width, depths: as :class:`SegNet` (paper: 64, (2, 2, 3, 3, 3)).
+        in_channels, num_classes, width, full, depths: as :class:`SegNet` (paper: 64,
+            (2, 2, 3, 3, 3)).
         fc_channels: width of fc6/fc7 (4096 in the paper; ``16 * width`` by default).
         fc_kernel: fc6 / deconv-fc6 kernel (7 in the paper; 3 by default).
-        full: the paper's sizes.
     """
 
     def __init__(
@@ -230,18 +265,19 @@ class DeconvNet(nn.Module):
         in_channels: int = 3,
         num_classes: int = 12,
         width: int | None = None,
+        full: bool = False,
         depths: Sequence[int] | None = None,
         fc_channels: int | None = None,
         fc_kernel: int | None = None,
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("DeconvNet", in_channels, num_classes)
-        width = width or (64 if full else 16)
-        depths = _check_depths("DeconvNet", depths or VGG_DEPTHS["vgg16"])
-        fc_channels = fc_channels or (4096 if full else 16 * width)
-        k = fc_kernel or (7 if full else 3)
-        widths = _stage_widths(width, len(depths))
+        sizes = DECONVNET_SIZES.resolve("DeconvNet", full, width=width, depths=depths,
+                                        fc_channels=fc_channels, fc_kernel=fc_kernel)
+        depths = _check_depths("DeconvNet", sizes.depths)
+        fc_channels = 16 * sizes.width if sizes.fc_channels is None else sizes.fc_channels
+        k = sizes.fc_kernel
+        widths = _stage_widths(sizes.width, len(depths))
         self.in_channels = in_channels
         self.encoder = _vgg_encoder(in_channels, widths, depths)
         self.pool, self.unpool = IndexPool(), IndexUnpool()
@@ -284,7 +320,7 @@ class LinkNetDecoderBlock(nn.Sequential):
                  mid_channels: int | None = None) -> None:
         if kernel_size not in (3, 4):
             raise ValueError(f"LinkNet decoder kernel_size must be 3 or 4, got {kernel_size}")
-        mid = mid_channels or max(in_ch // 4, 1)
+        mid = max(in_ch // 4, 1) if mid_channels is None else mid_channels
         super().__init__(
             ConvBNReLU(in_ch, mid, kernel_size=1),
             nn.ConvTranspose2d(mid, mid, kernel_size, stride=2, padding=1,
@@ -297,7 +333,8 @@ class LinkNetDecoderBlock(nn.Sequential):
 
 @register_model("linknet", family="encoder-decoder",
                 paper="Chaurasia & Culurciello, VCIP 2017", year=2017,
-                test_kwargs={"width": 8, "backbone": "resnet_tiny"})  # see note below
+                test_kwargs={"width": 8, "backbone": "resnet_tiny"},  # see note below
+                full_params=11_533_580)
 class LinkNet(nn.Module):
     """LinkNet: ResNet encoder, light decoder blocks joined to the encoder by *addition*.
 
@@ -315,33 +352,33 @@ class LinkNet(nn.Module):
     is a real-time network whose decoder costs little.
 
     Args:
-        backbone: a ResNet name of :mod:`course_lib.models.backbones` (paper: resnet18).
-        width: backbone base width (16; 64 with ``full``).
+        in_channels, num_classes: image channels, classes K.
+        width: backbone base width (16; 64 with ``full``). full: ResNet-18 at width 64.
+        backbone: a ResNet name of :mod:`course_lib.models.backbones` (resnet18, the paper's).
         kernel_size: 3 (paper) or 4 (smp) for the decoder's transposed convolutions.
         min_decoder_channels: floor of the decoder widths (in/4 per block, c2/2 at the end;
             16 by default, which leaves the paper's sizes unchanged; 1 = the bare ratios).
-        full: ResNet-18 at width 64.
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str = "resnet18",
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         kernel_size: int = 3,
         min_decoder_channels: int = 16,
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("LinkNet", in_channels, num_classes)
-        if not backbone.startswith("resnet"):
-            raise ValueError(f"LinkNet needs a ResNet backbone, got {backbone!r}")
+        sizes = LINKNET_SIZES.resolve("LinkNet", full, backbone=backbone, width=width)
+        if not sizes.backbone.startswith("resnet"):
+            raise ValueError(f"LinkNet needs a ResNet backbone, got {sizes.backbone!r}")
         if min_decoder_channels < 1:
             raise ValueError(f"min_decoder_channels must be >= 1, got {min_decoder_channels}")
         floor = min_decoder_channels
-        width = width or (64 if full else 16)
-        self.encoder = build_backbone(backbone, in_channels, width)
+        self.encoder = build_backbone(sizes.backbone, in_channels, sizes.width)
         ch = self.encoder.channels
         keys = ("c2", "c3", "c4", "c5")
         # decoder block i maps e_i's channels to e_{i-1}'s (d1: e1 → e1, to stride 2)
@@ -463,8 +500,8 @@ class Transition(nn.Module):
 
 
 @register_model("hrnet", family="encoder-decoder", paper="Wang et al., TPAMI 2020 (HRNetV2)",
-                year=2019, test_kwargs={"widths": (4, 8, 16, 32), "stem_channels": 8,
-                                        "stage1_channels": 4, "blocks": 1})
+                year=2019, test_kwargs={"width": 4, "stem_channels": 8, "stage1_channels": 4,
+                                        "blocks": 1}, full_params=1_538_892)
 class HRNet(nn.Module):
     """HRNet for segmentation (HRNetV2 head on HRNetV1-W18-small by default).
 
@@ -477,39 +514,47 @@ class HRNet(nn.Module):
           ─ head: upsample all to /4, concat, 1x1 conv-BN-ReLU, 1x1 conv → K, upsample x4
 
     Args:
-        widths: channels of the four streams. The official ``seg_hrnet_w18_small_v1`` config
-            uses 16/32/64/128 (the "W18" of the name is the family, not these widths);
-            18/36/72/144 is W18's proper width.
-        stem_channels: stem width (64). stage1_channels: bottleneck width of stage 1 (32,
-            output x4). stage1_blocks: bottlenecks in stage 1 (1). blocks: basic blocks per
-            stream in each module (2). modules: modules per stage 2-4 (1, 1, 1).
+        in_channels, num_classes: image channels, classes K.
+        width: the high-resolution stream's channels (8; 16 full); the four streams have
+            ``width x (1, 2, 4, 8)``. The official ``seg_hrnet_w18_small_v1`` config uses
+            16/32/64/128 (the "W18" of the name is the family, not these widths); 18 is W18's
+            proper width.
         full: HRNetV1-W18-small (stem 64, stage 1: one bottleneck of 32, widths
             16/32/64/128, one module per stage, 2 blocks per stream), about 1.5 M parameters.
+        widths: the four stream widths, for streams that do not double (replaces ``width``).
+        stem_channels: stem width (16; 64 full). stage1_channels: bottleneck width of stage 1
+            (8; 32 full, output x4). stage1_blocks: bottlenecks in stage 1 (1). blocks: basic
+            blocks per stream in each module (2). modules: modules per stage 2-4 (1, 1, 1).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
+        width: int | None = None,
+        full: bool = False,
         widths: Sequence[int] | None = None,
         stem_channels: int | None = None,
         stage1_channels: int | None = None,
         stage1_blocks: int = 1,
         blocks: int = 2,
         modules: Sequence[int] = (1, 1, 1),
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("HRNet", in_channels, num_classes)
-        widths = tuple(widths or ((16, 32, 64, 128) if full else (8, 16, 32, 64)))
+        if width is not None and widths is not None:
+            raise ValueError(f"HRNet: give width or widths, not both (got width={width}, "
+                             f"widths={tuple(widths)})")
+        sizes = HRNET_SIZES.resolve("HRNet", full, width=width, stem_channels=stem_channels,
+                                    stage1_channels=stage1_channels)
+        widths = tuple(sizes.width * m for m in (1, 2, 4, 8)) if widths is None else tuple(widths)
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f"HRNet needs 4 stream widths >= 1, got {widths!r}")
         if len(modules) != 3 or min(modules) < 1 or blocks < 1 or stage1_blocks < 1:
             raise ValueError(
                 f"HRNet: modules must be 3 counts >= 1 and blocks >= 1, got {modules!r}, {blocks}"
             )
-        stem = stem_channels or (64 if full else 16)
-        s1 = stage1_channels or (32 if full else 8)
+        stem, s1 = sizes.stem_channels, sizes.stage1_channels
         self.in_channels = in_channels
         self.stem = nn.Sequential(ConvBNReLU(in_channels, stem, stride=2),
                                   ConvBNReLU(stem, stem, stride=2))

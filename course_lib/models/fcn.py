@@ -32,6 +32,8 @@ Deviations from the papers (stated once, here):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,6 +41,7 @@ from torch import nn
 from . import register_model
 from .backbones import build_backbone
 from .blocks import check_channels
+from .contract import SizeTable
 
 VARIANTS = {"32s": (), "16s": ("c4",), "8s": ("c4", "c3")}  # skips fused, coarse to fine
 
@@ -140,6 +143,19 @@ class GlobalContext(nn.Module):
 # --------------------------------------------------------------------------------------------
 # FCN (Long et al. 2015, Fig. 3)
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FCNSizes:
+    backbone: str  # a VGG or ResNet name of course_lib.models.backbones
+    width: int  # backbone base width
+    fc_channels: int | None  # width of fc6/fc7; None: 16 x width
+    fc_kernel: int  # fc6's kernel (the paper's 7x7 on pool5)
+    dropout: float  # after fc6 and fc7
+
+
+SIZES = SizeTable(small=FCNSizes("vgg_tiny", 16, None, 3, 0.1),
+                  paper=FCNSizes("vgg16", 64, 4096, 7, 0.5))
+
+
 class FCN(nn.Module):
     """FCN-32s / FCN-16s / FCN-8s on a VGG-style backbone (Long et al., CVPR 2015, Fig. 3).
 
@@ -160,42 +176,51 @@ class FCN(nn.Module):
 
     Args:
         in_channels: image channels. num_classes: ``K``; output logits [N, K, H, W].
-        variant: ``"32s"``, ``"16s"`` or ``"8s"``.
-        backbone: a VGG or ResNet name of :mod:`course_lib.models.backbones` (paper: vgg16).
-        width: backbone base width (16; 64 with ``full``). fc_channels: width of fc6/fc7
-            (default ``16 * width``; 4096 with ``full``). fc_kernel: fc6 kernel (3; 7 full).
+        width: backbone base width (16; 64 with ``full``).
+        full: the paper's network (VGG16 without batch-norm, 4096-wide fc layers).
+        variant: ``"32s"``, ``"16s"`` or ``"8s"`` (default: the class's own —
+            ``FCN32s``, ``FCN16s``, ``FCN8s`` differ only by it; ``"8s"`` for ``FCN``).
+        backbone: a VGG or ResNet name of :mod:`course_lib.models.backbones` (vgg_tiny;
+            vgg16 with ``full``). fc_channels: width of fc6/fc7 (``16 * width``; 4096
+            full). fc_kernel: fc6 kernel (3; 7 full).
         dropout: after fc6 and fc7 (0.1; 0.5 with ``full``).
         output_stride: 32 (the paper), 16 or 8 (dilated backbone).
-        global_context: add ParseNet's global context on fc7 (see :class:`ParseNet`).
-        full: paper sizes (VGG16, 4096-wide fc layers, no batch-norm).
+        global_context: add ParseNet's global context on fc7 (default: the class's own,
+            ``True`` for :class:`ParseNet`).
     """
+
+    default_variant = "8s"
+    default_global_context = False
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        variant: str = "8s",
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        variant: str | None = None,
+        backbone: str | None = None,
         fc_channels: int | None = None,
         fc_kernel: int | None = None,
         dropout: float | None = None,
         output_stride: int = 32,
-        global_context: bool = False,
-        full: bool = False,
+        global_context: bool | None = None,
     ) -> None:
         super().__init__()
+        variant = self.default_variant if variant is None else variant
+        if global_context is None:
+            global_context = self.default_global_context
         if variant not in VARIANTS:
             raise ValueError(f"FCN variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         check_channels("FCN", in_channels, num_classes)
-        backbone = backbone or ("vgg16" if full else "vgg_tiny")
-        width = width or (64 if full else 16)
-        fc_channels = fc_channels or (4096 if full else 16 * width)
-        fc_kernel = fc_kernel or (7 if full else 3)
-        dropout = (0.5 if full else 0.1) if dropout is None else dropout
+        sizes = SIZES.resolve(type(self).__name__, full, width=width, backbone=backbone,
+                              fc_channels=fc_channels, fc_kernel=fc_kernel, dropout=dropout)
+        fc_channels = 16 * sizes.width if sizes.fc_channels is None else sizes.fc_channels
+        dropout = sizes.dropout
         self.variant = variant
         self.num_classes = num_classes
-        self.backbone = build_backbone(backbone, in_channels, width, output_stride, full=full)
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         ch, strides = self.backbone.channels, self.backbone.strides
         norm = not full
         d = self.backbone.dilation  # dilate fc6 so it keeps the stride-32 field of view
@@ -207,7 +232,8 @@ class FCN(nn.Module):
             return [conv, *bn, nn.ReLU(inplace=True), nn.Dropout2d(dropout)]
 
         # fc6 (7x7 conv) and fc7 (1x1 conv): the classifier "convolutionalised"
-        self.fc = nn.Sequential(*fc_layer(ch["c5"], fc_kernel, d), *fc_layer(fc_channels, 1, 1))
+        self.fc = nn.Sequential(*fc_layer(ch["c5"], sizes.fc_kernel, d),
+                                *fc_layer(fc_channels, 1, 1))
         self.context = GlobalContext(fc_channels) if global_context else None
         score_in = 2 * fc_channels if global_context else fc_channels
         self.score_fr = nn.Conv2d(score_in, num_classes, 1)
@@ -247,46 +273,52 @@ _FCN_PAPER = "Long, Shelhamer & Darrell, CVPR 2015"
 
 
 @register_model("fcn32s", family="fcn", paper=_FCN_PAPER, year=2015,
-                test_kwargs={**_TINY, "output_stride": 8})
+                test_kwargs={**_TINY, "output_stride": 8}, full_params=134_309_708)
 class FCN32s(FCN):
-    """FCN-32s (Long et al. 2015, Fig. 3 top row): stride-32 scores upsampled x32 at once."""
+    """FCN-32s (Long et al. 2015, Fig. 3 top row): stride-32 scores upsampled x32 at once.
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 12, **kwargs: object) -> None:
-        super().__init__(in_channels, num_classes, variant="32s", **kwargs)
+    Arguments as :class:`FCN` (``variant`` defaults to ``"32s"``).
+    """
+
+    default_variant = "32s"
 
 
 @register_model("fcn16s", family="fcn", paper=_FCN_PAPER, year=2015,
-                test_kwargs={**_TINY, "output_stride": 8})
+                test_kwargs={**_TINY, "output_stride": 8}, full_params=134_318_168)
 class FCN16s(FCN):
-    """FCN-16s (Fig. 3 middle row): x2-upsampled stride-32 scores + pool4 scores, then x16."""
+    """FCN-16s (Fig. 3 middle row): x2-upsampled stride-32 scores + pool4 scores, then x16.
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 12, **kwargs: object) -> None:
-        super().__init__(in_channels, num_classes, variant="16s", **kwargs)
+    Arguments as :class:`FCN` (``variant`` defaults to ``"16s"``).
+    """
+
+    default_variant = "16s"
 
 
-@register_model("fcn8s", family="fcn", paper=_FCN_PAPER, year=2015, test_kwargs=_TINY)
+@register_model("fcn8s", family="fcn", paper=_FCN_PAPER, year=2015, test_kwargs=_TINY,
+                full_params=134_323_556)
 class FCN8s(FCN):
-    """FCN-8s (Fig. 3 bottom row): + pool4 scores, x2, + pool3 scores, then x8."""
+    """FCN-8s (Fig. 3 bottom row): + pool4 scores, x2, + pool3 scores, then x8.
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 12, **kwargs: object) -> None:
-        super().__init__(in_channels, num_classes, variant="8s", **kwargs)
+    Arguments as :class:`FCN` (``variant`` defaults to ``"8s"``).
+    """
+
+    default_variant = "8s"
 
 
 @register_model("parsenet", family="fcn", paper="Liu, Rabinovich & Berg, ICLR-W 2016",
-                year=2016, test_kwargs={**_TINY, "output_stride": 8})
+                year=2016, test_kwargs={**_TINY, "output_stride": 8}, full_params=134_367_052)
 class ParseNet(FCN):
     """ParseNet (Liu et al. 2016, Fig. 1): FCN-32s whose fc7 features are concatenated with
     their L2-normalised global average, tiled over the image (:class:`GlobalContext`).
 
-    Deviation: the paper put the context on a DeepLab-style network and also fused pool6;
-    here it sits on the same FCN-32s as above, so the two differ only by the context.
+    Arguments as :class:`FCN` (``variant`` defaults to ``"32s"``, ``global_context`` to
+    ``True``). Deviation: the paper put the context on a DeepLab-style network and also
+    fused pool6; here it sits on the same FCN-32s as above, so the two differ only by the
+    context.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 12, **kwargs: object) -> None:
-        kwargs.setdefault("variant", "32s")
-        super().__init__(in_channels, num_classes, global_context=True, **kwargs)
-
-
+    default_variant = "32s"
+    default_global_context = True
 
 
 def transfer_weights(dst: nn.Module, src: nn.Module) -> list[str]:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -39,7 +40,29 @@ from torch import nn
 from . import register_model
 from .backbones import FEATURE_KEYS, build_backbone
 from .blocks import ConvBNReLU, check_channels, resize_to
+from .contract import SizeTable
 from .heads import FCNHead, group_norm
+
+
+@dataclass(frozen=True)
+class FPNSizes:
+    backbone: str
+    width: int  # the backbone's base width
+    pyramid_channels: int  # the pyramid's width (256 in the paper)
+    segmentation_channels: int  # the semantic head's width (128 in the paper)
+
+
+@dataclass(frozen=True)
+class PSPNetSizes:
+    backbone: str
+    width: int
+    channels: int  # the fusion convolution's width (512 in the paper)
+
+
+FPN_SIZES = SizeTable(small=FPNSizes("resnet_tiny", 16, 64, 32),
+                      paper=FPNSizes("resnet50", 64, 256, 128))
+PSPNET_SIZES = SizeTable(small=PSPNetSizes("resnet_tiny", 16, 64),
+                         paper=PSPNetSizes("resnet50", 64, 512))
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,17 +191,18 @@ class SemanticFPNHead(nn.Module):
 
 @register_model("fpn", family="multiscale", paper="Lin et al., CVPR 2017; Kirillov et al., "
                 "CVPR 2019", year=2017,
-                test_kwargs={"width": 4, "pyramid_channels": 16, "segmentation_channels": 16})
+                test_kwargs={"width": 4, "pyramid_channels": 16, "segmentation_channels": 16},
+                full_params=28_477_772)
 class FPN(nn.Module):
     """FPN with a panoptic-FPN semantic head: backbone → pyramid ``P2..P5`` → head → x4.
 
     Args:
         in_channels, num_classes: image channels and ``K`` (logits [N, K, H, W]).
-        backbone: a ResNet/VGG name (paper: resnet50); width: its base width.
-        pyramid_channels: pyramid width (256 in the paper); segmentation_channels: the
-            semantic head's width (128 in the paper).
+        width: the backbone's base width (16; 64 full). full: paper sizes (ResNet-50,
+            256 / 128). backbone: a ResNet/VGG name (resnet_tiny; resnet50 full).
+        pyramid_channels: pyramid width (64; 256 in the paper); segmentation_channels: the
+            semantic head's width (32; 128 in the paper).
         output_stride: of the backbone (32 as in the paper; 16/8 dilate the last stages).
-        full: paper sizes (ResNet-50, 256 / 128).
         levels: ablation — the pyramid levels the semantic head reads (names from
             ``"c2".."c5"``; default all four, the paper). ``("c5",)``: the coarsest level only.
         top_down: ablation — ``False`` drops the top-down path (each level sees its own stage).
@@ -192,13 +216,13 @@ class FPN(nn.Module):
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         pyramid_channels: int | None = None,
         segmentation_channels: int | None = None,
         output_stride: int = 32,
         dropout: float = 0.0,
-        full: bool = False,
         levels: Sequence[str] | None = None,
         top_down: bool = True,
         head_norm: str = "gn",
@@ -211,13 +235,16 @@ class FPN(nn.Module):
             raise ValueError(f"FPN levels must be distinct names from {FEATURE_KEYS}, "
                              f"got {list(levels)}")
         self.levels = tuple(k for k in FEATURE_KEYS if k in levels)
-        pyramid_channels = pyramid_channels or (256 if full else 64)
-        segmentation_channels = segmentation_channels or (128 if full else 32)
-        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
-                                       in_channels, width, output_stride, full=full)
+        sizes = FPN_SIZES.resolve("FPN", full, backbone=backbone, width=width,
+                                  pyramid_channels=pyramid_channels,
+                                  segmentation_channels=segmentation_channels)
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         ch, strides = self.backbone.channels, self.backbone.strides
-        self.pyramid = FeaturePyramid([ch[k] for k in FEATURE_KEYS], pyramid_channels, top_down)
-        self.head = SemanticFPNHead(pyramid_channels, segmentation_channels, num_classes,
+        self.pyramid = FeaturePyramid([ch[k] for k in FEATURE_KEYS], sizes.pyramid_channels,
+                                      top_down)
+        self.head = SemanticFPNHead(sizes.pyramid_channels, sizes.segmentation_channels,
+                                    num_classes,
                                     [strides[k] for k in FEATURE_KEYS], dropout,
                                     [FEATURE_KEYS.index(k) for k in self.levels], head_norm)
 
@@ -248,7 +275,7 @@ class PyramidPooling(nn.Module):
         if not bins or min(bins) < 1:
             raise ValueError(f"pyramid bins must be >= 1, got {list(bins)}")
         self.bins = tuple(int(b) for b in bins)
-        branch_ch = branch_ch or max(in_ch // len(self.bins), 1)
+        branch_ch = max(in_ch // len(self.bins), 1) if branch_ch is None else branch_ch
         self.branches = nn.ModuleList(
             nn.Sequential(
                 nn.AdaptiveAvgPool2d(b),
@@ -266,7 +293,7 @@ class PyramidPooling(nn.Module):
 
 
 @register_model("pspnet", family="multiscale", paper="Zhao et al., CVPR 2017", year=2017,
-                output="dict", test_kwargs={"width": 4, "channels": 16})
+                output="dict", test_kwargs={"width": 4, "channels": 16}, full_params=48_950_872)
 class PSPNet(nn.Module):
     """PSPNet: dilated ResNet (output stride 8) → pyramid pooling → 3x3 fuse → classes.
 
@@ -277,31 +304,34 @@ class PSPNet(nn.Module):
 
     Args:
         in_channels, num_classes: image channels and ``K``.
-        backbone: ResNet name (paper: resnet50/101 dilated); width: base width.
-        output_stride: 8 (the paper) or 16.
-        bins: pooling bin sizes (1, 2, 3, 6). channels: the fusion conv's width (512 in the
-            paper). aux: add the auxiliary FCN head on ``c4``. dropout: before the classifier
-            (0.1). full: paper sizes (ResNet-50, 512 channels).
+        width: the backbone's base width (16; 64 full). full: paper sizes (ResNet-50, 512
+            channels). backbone: ResNet name (resnet_tiny; resnet50 full — the paper's
+            ResNet-50/101 dilated). output_stride: 8 (the paper) or 16.
+        bins: pooling bin sizes (1, 2, 3, 6). channels: the fusion conv's width (64; 512 in
+            the paper). aux: add the auxiliary FCN head on ``c4``. dropout: before the
+            classifier (0.1).
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 12,
-        backbone: str | None = None,
         width: int | None = None,
+        full: bool = False,
+        backbone: str | None = None,
         output_stride: int = 8,
         bins: Sequence[int] = (1, 2, 3, 6),
         channels: int | None = None,
         aux: bool = True,
         dropout: float = 0.1,
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("PSPNet", in_channels, num_classes)
-        channels = channels or (512 if full else 64)
-        self.backbone = build_backbone(backbone or ("resnet50" if full else "resnet_tiny"),
-                                       in_channels, width, output_stride, full=full)
+        sizes = PSPNET_SIZES.resolve("PSPNet", full, backbone=backbone, width=width,
+                                     channels=channels)
+        channels = sizes.channels
+        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
+                                       full=full)
         ch = self.backbone.channels
         self.ppm = PyramidPooling(ch["c5"], bins)
         self.classifier = nn.Sequential(

@@ -32,12 +32,33 @@ Deviations from the papers (stated once, here):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from . import register_model
 from .blocks import DoubleConv, check_channels, check_input, make_norm, resize_to
+from .contract import SizeTable
+
+
+@dataclass(frozen=True)
+class UNetSizes:
+    width: int  # channels of the first level, doubled at every level
+    depth: int  # pooling (or down-convolution) steps
+
+
+@dataclass(frozen=True)
+class VNetSizes(UNetSizes):
+    convs: tuple[int, ...] | None  # 5x5x5 convolutions per stage; None: (1, 2, 3, 3, 3)[:depth + 1]
+
+
+UNET_SIZES = SizeTable(small=UNetSizes(16, 4), paper=UNetSizes(64, 4))
+UNETPP_SIZES = SizeTable(small=UNetSizes(16, 4), paper=UNetSizes(32, 4))
+UNET3D_SIZES = SizeTable(small=UNetSizes(16, 3), paper=UNetSizes(64, 3))
+# V-Net's default is the paper's network (width 16 is already small; notebook 08 passes
+# width 4, depth 2 for its CPU runs)
+VNET_SIZES = SizeTable(small=VNetSizes(16, 4, None), paper=VNetSizes(16, 4, None))
 
 
 def channel_ladder(model: str, width: int, depth: int) -> list[int]:
@@ -98,7 +119,7 @@ class Up(nn.Module):
 
 
 @register_model("unet", family="medical", paper="Ronneberger, Fischer & Brox, MICCAI 2015",
-                year=2015, test_kwargs={"width": 4, "depth": 3})
+                year=2015, test_kwargs={"width": 4, "depth": 3}, full_params=31_038_348)
 class UNet(nn.Module):
     """U-Net: contracting path, bottleneck, expanding path with skip concatenation (Fig. 1).
 
@@ -111,10 +132,10 @@ class UNet(nn.Module):
     Args:
         in_channels, num_classes: image channels, classes K.
         width: channels of the first level (64 in the paper; 16 by default).
+        full: the paper's width 64, depth 4.
         depth: number of pooling steps (4 in the paper: 64 → 1024).
         up: ``"transpose"`` (2x2 up-convolution, the paper) or ``"bilinear"``
             (bilinear upsampling + 1x1 convolution: fewer parameters, no checkerboard).
-        full: the paper's width 64, depth 4.
     """
 
     def __init__(
@@ -122,14 +143,15 @@ class UNet(nn.Module):
         in_channels: int = 3,
         num_classes: int = 12,
         width: int | None = None,
-        depth: int = 4,
-        up: str = "transpose",
         full: bool = False,
+        depth: int | None = None,
+        up: str = "transpose",
     ) -> None:
         super().__init__()
         check_channels("UNet", in_channels, num_classes)
-        width = width or (64 if full else 16)
-        chs = channel_ladder("UNet", width, depth)
+        sizes = UNET_SIZES.resolve("UNet", full, width=width, depth=depth)
+        depth = sizes.depth
+        chs = channel_ladder("UNet", sizes.width, depth)
         self.in_channels = in_channels
         self.inc = DoubleConv(in_channels, chs[0])
         self.pool = nn.MaxPool2d(2, ceil_mode=True)
@@ -159,7 +181,7 @@ class UNet(nn.Module):
 # UNet++ (Zhou et al. 2018, Fig. 1)
 # --------------------------------------------------------------------------------------------
 @register_model("unetplusplus", family="medical", paper="Zhou et al., DLMIA 2018", year=2018,
-                test_kwargs={"width": 4, "depth": 3})
+                test_kwargs={"width": 4, "depth": 3}, full_params=9_160_044)
 class UNetPlusPlus(nn.Module):
     """UNet++: nested dense skip pathways and optional deep supervision (Fig. 1).
 
@@ -178,10 +200,12 @@ class UNetPlusPlus(nn.Module):
       supervision there is a single head, so every parameter is trained.
 
     Args:
+        in_channels, num_classes: image channels, classes K.
         width: channels of level 0 (32 in the paper; 16 by default), doubling per level.
+        full: the paper's widths 32..512.
         depth: levels below the top (4 in the paper). up-sampling is bilinear (as in the
             reference implementations), resized to the skip's size.
-        full: the paper's widths 32..512.
+        deep_supervision: a head on every top node (see above).
     """
 
     def __init__(
@@ -189,14 +213,15 @@ class UNetPlusPlus(nn.Module):
         in_channels: int = 3,
         num_classes: int = 12,
         width: int | None = None,
-        depth: int = 4,
-        deep_supervision: bool = False,
         full: bool = False,
+        depth: int | None = None,
+        deep_supervision: bool = False,
     ) -> None:
         super().__init__()
         check_channels("UNetPlusPlus", in_channels, num_classes)
-        width = width or (32 if full else 16)
-        chs = channel_ladder("UNetPlusPlus", width, depth)
+        sizes = UNETPP_SIZES.resolve("UNetPlusPlus", full, width=width, depth=depth)
+        depth = sizes.depth
+        chs = channel_ladder("UNetPlusPlus", sizes.width, depth)
         self.in_channels = in_channels
         self.depth = depth
         self.deep_supervision = deep_supervision
@@ -262,16 +287,18 @@ class DoubleConv3d(nn.Sequential):
 
 
 @register_model("unet3d", family="medical", paper="Çiçek et al., MICCAI 2016", year=2016,
-                spatial_dims=3, test_kwargs={"in_channels": 3, "width": 4, "depth": 2})
+                spatial_dims=3, test_kwargs={"in_channels": 3, "width": 4, "depth": 2},
+                full_params=19_071_394)
 class UNet3D(nn.Module):
     """3D U-Net: U-Net with 3D convolutions, pooling and up-convolutions (Fig. 1).
 
     Args:
-        width: channels at the first level (``f_maps``; 64 in wolny/pytorch-3dunet, the
-            paper's first level is 32 → 64). depth: pooling steps (3 = 4 levels).
+        in_channels, num_classes: volume channels, classes K.
+        width: channels at the first level (``f_maps``; 16; 64 in wolny/pytorch-3dunet, the
+            paper's first level is 32 → 64). full: width 64, depth 3.
+        depth: pooling steps (3 = 4 levels).
         norm: ``"gn"`` GroupNorm (default, batch-size independent) or ``"bn"`` (the paper).
         up: ``"transpose"`` (2x2x2 up-convolution, the paper) or ``"trilinear"``.
-        full: width 64, depth 3.
     Input ``[N, C, D, H, W]``; any size works (ceil pooling, crop-and-concat).
     """
 
@@ -280,15 +307,16 @@ class UNet3D(nn.Module):
         in_channels: int = 1,
         num_classes: int = 2,
         width: int | None = None,
-        depth: int = 3,
+        full: bool = False,
+        depth: int | None = None,
         norm: str | None = "gn",
         up: str = "transpose",
-        full: bool = False,
     ) -> None:
         super().__init__()
         check_channels("UNet3D", in_channels, num_classes)
-        width = width or (64 if full else 16)
-        chs = channel_ladder("UNet3D", width, depth)
+        sizes = UNET3D_SIZES.resolve("UNet3D", full, width=width, depth=depth)
+        depth = sizes.depth
+        chs = channel_ladder("UNet3D", sizes.width, depth)
         if up not in ("transpose", "trilinear"):
             raise ValueError(f"up must be 'transpose' or 'trilinear', got {up!r}")
         self.in_channels = in_channels
@@ -342,7 +370,8 @@ class ResidualStage3d(nn.Module):
 
 @register_model("vnet", family="medical", paper="Milletari, Navab & Ahmadi, 3DV 2016", year=2016,
                 spatial_dims=3, size_multiple=16,
-                test_kwargs={"in_channels": 3, "width": 4, "depth": 2, "convs": (1, 1, 1)})
+                test_kwargs={"in_channels": 3, "width": 4, "depth": 2, "convs": (1, 1, 1)},
+                full_params=65_820_034)
 class VNet(nn.Module):
     """V-Net: residual volumetric encoder-decoder with strided down-convolutions (Fig. 2).
 
@@ -356,11 +385,13 @@ class VNet(nn.Module):
     transposed convolution with stride 2 (halves them), then concatenation with the skip.
 
     Args:
+        in_channels, num_classes: volume channels, classes K.
         width: channels of the first stage (16 in the paper), doubling per level.
+        full: width 16, depth 4, convs (1, 2, 3, 3, 3) — also the default: V-Net's paper
+            width is already small (notebook 08 passes width 4, depth 2 for its CPU runs).
         depth: number of down-convolutions (4 in the paper: 16 → 256).
         convs: 5x5x5 convolutions per stage from the top (paper: (1, 2, 3, 3, 3)); the
             decoder stage of level i uses ``convs[i]`` (the paper's right half: 3, 3, 2, 1).
-        full: width 16, depth 4, convs (1, 2, 3, 3, 3).
 
     The strided convolutions need every side to be a multiple of ``2**depth``; other sizes
     raise a ValueError naming the size (the paper used fixed 128x128x64 volumes).
@@ -370,16 +401,17 @@ class VNet(nn.Module):
         self,
         in_channels: int = 1,
         num_classes: int = 2,
-        width: int = 16,
-        depth: int = 4,
-        convs: Sequence[int] | None = None,
+        width: int | None = None,
         full: bool = False,
+        depth: int | None = None,
+        convs: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         check_channels("VNet", in_channels, num_classes)
-        if full:
-            width, depth = 16, 4
-        convs = tuple(convs) if convs is not None else (1, 2, 3, 3, 3)[: depth + 1]
+        sizes = VNET_SIZES.resolve("VNet", full, width=width, depth=depth,
+                                   convs=None if convs is None else tuple(convs))
+        width, depth = sizes.width, sizes.depth
+        convs = (1, 2, 3, 3, 3)[: depth + 1] if sizes.convs is None else sizes.convs
         if depth < 1 or len(convs) != depth + 1 or min(convs) < 1:
             raise ValueError(f"VNet: need depth >= 1 and depth + 1 conv counts >= 1, got "
                              f"depth={depth}, convs={convs!r}")

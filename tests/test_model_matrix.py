@@ -336,6 +336,24 @@ def overfit(model: nn.Module, spec: ModelSpec, images: torch.Tensor, masks: torc
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 class TestModelMatrix:
+    def test_signature(self, name: str) -> None:
+        check_signature(get_spec(name))
+
+    def test_zero_width_and_depth_are_refused(self, name: str) -> None:
+        spec = get_spec(name)
+        parameters = inspect.signature(spec.builder).parameters
+        sizes = [arg for arg in ("width", "depth") if arg in parameters]
+        if not sizes:
+            pytest.skip(f"{name} has neither width nor depth (documented in its docstring)")
+        for arg in sizes:
+            check_zero_size_refused(spec, arg)
+
+    def test_full_builds_on_meta_with_registered_count(self, name: str) -> None:
+        spec = get_spec(name)
+        if "full" not in inspect.signature(spec.builder).parameters:
+            pytest.skip(f"``full`` does not apply to {name} (documented in its docstring)")
+        check_full_on_meta(spec)
+
     def test_same_as_recorded(self, name: str) -> None:
         if name not in FIXTURE:
             pytest.fail(f"{name} has no recorded fingerprint: record it with "

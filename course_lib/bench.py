@@ -125,6 +125,64 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None)
     return int(maxrss if sys.platform == "darwin" else maxrss * 1024)  # macOS: bytes, Linux: KiB
 
 
+def peak_tensor_memory(fn: Callable[[], Any], device: torch.device | str | None = None) -> int:
+    """Peak bytes held by the tensors that ``fn()`` creates, on any device.
+
+    Tensors that exist before the call (the inputs, the parameters) are not counted, so two
+    computations measured one after the other in one process compare fairly (full vs
+    criss-cross attention, say), which :func:`peak_memory`'s process high-water mark cannot.
+
+    * CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak, minus the memory
+      allocated before the call;
+    * CPU and MPS: every tensor an operation returns is recorded by its storage (a
+      ``TorchDispatchMode``) until that storage is freed; the result is the peak of the
+      running sum. Views share their storage and count once; memory that is not a tensor's
+      (scratch space inside a kernel, the allocator's caches) is not seen.
+    """
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    device = config.get_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        gc.collect()
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - before)
+
+    class _Storages(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live: dict[int, int] = {}
+            self.now = self.peak = 0
+
+        def _freed(self, key: int) -> None:
+            self.now -= self.live.pop(key)
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                    continue
+                storage = t.untyped_storage()
+                if id(storage) not in self.live:  # a new storage (not a view, not in place)
+                    self.live[id(storage)] = storage.nbytes()
+                    self.now += storage.nbytes()
+                    self.peak = max(self.peak, self.now)
+                    weakref.finalize(storage, self._freed, id(storage))
+            return out
+
+    tracker = _Storages()
+    with tracker:
+        fn()
+    return int(tracker.peak)
+
+
 def train_step_time(
     model: nn.Module,
     input: torch.Tensor,

@@ -346,3 +346,26 @@ def test_backward_reaches_every_parameter_and_a_tiny_batch_is_overfitted(name: s
     assert accuracy > 0.95, f"{name} reached only {accuracy:.3f} on one batch"
     gammas = [p.item() for n, p in model.named_parameters() if n.endswith("gamma")]
     assert all(g != 0.0 for g in gammas), f"{name}: gamma never moved ({gammas})"
+
+
+# ------------------------------------------------------------------------ cost (bench)
+def test_peak_tensor_memory_counts_live_tensors_only() -> None:
+    from course_lib.bench import peak_tensor_memory
+
+    def allocate() -> None:
+        first = torch.empty(1000, 1000)  # 4 MB
+        second = torch.empty(2000, 1000)  # 8 MB: 12 MB live
+        del first
+        third = torch.empty(500, 1000)  # 2 MB more, after 4 MB were freed: 10 MB
+        assert second.numel() + third.numel() > 0
+
+    assert peak_tensor_memory(allocate, "cpu") == 12_000_000
+    x = torch.randn(1, 16, 24, 24)  # made before the call: not counted
+    assert peak_tensor_memory(lambda: x.view(16, -1), "cpu") == 0
+    pam, cca = PositionAttention(16).eval(), CrissCrossAttention(16).eval()
+    energy_bytes = (24 * 24) ** 2 * 4
+    with torch.no_grad():
+        full = peak_tensor_memory(lambda: pam(x), "cpu")
+        cross = peak_tensor_memory(lambda: cca(x), "cpu")
+    assert full >= 2 * energy_bytes  # the energies and their softmax, (HW)^2 each
+    assert cross < full / 4

@@ -136,8 +136,9 @@ def peak_tensor_memory(fn: Callable[[], Any], device: torch.device | str | None 
       allocated before the call;
     * CPU and MPS: every tensor an operation returns is recorded by its storage (a
       ``TorchDispatchMode``) until that storage is freed; the result is the peak of the
-      running sum. Views share their storage and count once; memory that is not a tensor's
-      (scratch space inside a kernel, the allocator's caches) is not seen.
+      running sum. Views and in-place results share their input's storage and add nothing;
+      memory that is not a tensor's (scratch space inside a kernel, the allocator's caches)
+      is not seen.
     """
     import weakref
 
@@ -166,11 +167,13 @@ def peak_tensor_memory(fn: Callable[[], Any], device: torch.device | str | None 
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                                kwargs: Any = None) -> Any:
             out = func(*args, **(kwargs or {}))
+            inputs = {id(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0]
+                      if isinstance(t, torch.Tensor) and t.device.type != "meta"}
             for t in tree_flatten(out)[0]:
                 if not isinstance(t, torch.Tensor) or t.device.type == "meta":
                     continue
                 storage = t.untyped_storage()
-                if id(storage) not in self.live:  # a new storage (not a view, not in place)
+                if id(storage) not in self.live and id(storage) not in inputs:  # new memory
                     self.live[id(storage)] = storage.nbytes()
                     self.now += storage.nbytes()
                     self.peak = max(self.peak, self.now)

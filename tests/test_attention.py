@@ -369,3 +369,41 @@ def test_peak_tensor_memory_counts_live_tensors_only() -> None:
         cross = peak_tensor_memory(lambda: cca(x), "cpu")
     assert full >= 2 * energy_bytes  # the energies and their softmax, (HW)^2 each
     assert cross < full / 4
+
+
+# ------------------------------------------------------------------------ the widget
+def test_attention_explorer_maps_sum_to_one_and_follow_the_pixel() -> None:
+    from course_lib.widgets.attention import AttentionExplorer
+
+    torch.manual_seed(0)
+    models = {"DANet": DANet(num_classes=3, width=4, channels=8),
+              "CCNet": CCNet(num_classes=3, width=4, channels=8)}
+    with torch.no_grad():
+        models["CCNet"].classifier.rcca.cca.gamma.fill_(1.0)
+    images = torch.rand(2, 3, 48, 40)
+    masks = torch.zeros(2, 48, 40, dtype=torch.long)
+    masks[:, :, 20:] = 1
+    explorer = AttentionExplorer(models, images, masks, class_names=["left", "right"], row=5,
+                                 col=30)
+    maps = explorer.attention_at()
+    assert set(maps) == {"DANet: position attention", "CCNet: criss-cross, loop 1",
+                         "CCNet: criss-cross, loops 1-2"}
+    for weights in maps.values():
+        assert weights.shape == (48, 40)
+        assert torch.isclose(weights.sum(), torch.tensor(1.0), atol=1e-5)
+    loop1 = maps["CCNet: criss-cross, loop 1"]
+    # the 6x5 feature grid: pixel (5, 30) is cell (0, 3); loop 1 reads only row 0 and column 3
+    assert loop1[8:, :24].sum() == 0 and loop1[8:, 32:].sum() == 0
+    assert loop1[:8].sum() > 0 and loop1[8:, 24:32].sum() > 0
+    shares = explorer.class_shares()
+    assert all(abs(sum(s.values()) - 1.0) < 1e-4 for s in shares.values())
+    before = explorer.to_png()
+    explorer.row.value = 40  # moving the pixel redraws the picture
+    assert explorer.picture.value != before
+    assert "share of the attention" in explorer.table.value
+    with pytest.raises(ValueError, match="outside"):
+        explorer.attention_at(row=48, col=0)
+    with pytest.raises(ValueError, match="attention_maps"):
+        AttentionExplorer({"plain": nn.Conv2d(3, 3, 1)}, images)
+    with pytest.raises(ValueError, match=r"masks must be \[N, H, W\]"):
+        AttentionExplorer(models, images, masks[:1])

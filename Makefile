@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_STAMP := data/.prepared
 PROFILE ?= standard
+# seeds of the pre-trained encoders that `make data` and `make pretrain` build
+SEEDS ?= 0
 # The developers' sample folder of real data sets (notebook 08's EM sections), when present;
 # a COURSE_DATA_MIRROR set in the environment wins.
 REAL_MIRROR := $(wildcard $(abspath ../shared/data/real))
 # JupyterLab refuses to start as root (containers, CI boxes) unless told it may.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab lab-student test setup data lint run student nbgrader bench clean-data book smoke
+.PHONY: lab lab-student test setup data pretrain lint run student nbgrader bench clean-data book smoke
 
 setup: $(STAMP)
 
@@ -26,7 +28,13 @@ data: $(DATA_STAMP)
 
 $(DATA_STAMP): $(STAMP)
 	$(PY) -m course_lib.data.prepare
+	$(PY) -m course_lib.pretrain --profile $(PROFILE) --seeds $(SEEDS)
 	touch $@
+
+# The course's pre-trained encoders (course_lib.pretrain: the shapes world as ImageNet), once per
+# profile and seed, into data/pretrained: `make pretrain`, `make pretrain SEEDS="0 1 2"`
+pretrain: setup
+	$(PY) -m course_lib.pretrain --profile $(PROFILE) --seeds $(SEEDS)
 
 # The course with its solutions (teachers, readers). Students: `make lab-student`.
 lab: setup data
@@ -75,4 +83,4 @@ bench: setup data
 	$(PY) -m course_lib.bench --all
 
 clean-data:
-	rm -rf data/cache $(DATA_STAMP)
+	rm -rf data/cache data/pretrained $(DATA_STAMP)

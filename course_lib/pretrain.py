@@ -1,0 +1,498 @@
+"""Pre-trained backbones, as the papers had them: the shapes world plays ImageNet.
+
+Nearly every network of the survey starts from an encoder pre-trained on ImageNet
+classification (FCN and DeepLab v1 from VGG16, PSPNet and DeepLab v2/v3 from ResNet,
+SegNet from VGG16, LinkNet from ResNet-18). Trained from scratch for a couple of minutes on
+a CPU, the course's small models learn the large stuff regions and miss the objects. This
+module does what the papers did, on the course's own data:
+
+* **the task** — two classification problems, no masks in the loss:
+
+  - *objects*: each object of a scene is classified (disk, square, ..., car, boat) from the
+    features at its centre, read from every stage of the encoder (the label says what the
+    object is and where its centre lies — a box-classification task, as in detection
+    pre-training — never which pixels it covers);
+  - *scene*: which of the twelve classes appear in the image (multi-label, from the
+    global average of the deepest feature, as an ImageNet classifier reads its image);
+
+* **the data** — scenes of a world of its own (world seed ``PRETRAIN_WORLD + seed``), so
+  the images a notebook trains and validates on are never seen in pre-training; the
+  world's ``val`` split measures the pre-trained features on held-out scenes;
+* **the cache** — weights are trained once and kept under ``config.data_dir()/"pretrained"``
+  in files named after the encoder's configuration, the pre-training recipe and the seed
+  (:func:`cache_path`), written atomically and loaded with ``weights_only=True``. A notebook
+  that finds none trains them on the fly and says so; ``make pretrain`` builds the course's
+  backbones ahead of time.
+
+Which encoders: the backbones of :func:`course_lib.models.backbones.build_backbone`
+(VGG- and ResNet-style, any output stride: dilation does not change a weight's shape, so a
+dilated DeepLab backbone loads the weights of the stride-32 network, exactly as DeepLab
+loaded ImageNet's), SegNet's and DeconvNet's VGG encoders (the same convolutions in the
+same order as a VGG backbone), and any other module whose forward gives a feature map or a
+dict of them (e.g. the encoder of notebook 03's encoder-decoder), pre-trained as it is.
+
+Use::
+
+    from course_lib import pretrain
+    backbone = pretrain.pretrained_backbone("resnet_tiny", width=8, output_stride=8)
+    pretrain.load_pretrained(model.backbone)  # into a model built from scratch
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import config
+from .data.synthetic import NUM_CLASSES, THING_CLASSES, ShapesWorld
+from .models.backbones import (
+    RESNET_DEPTHS,
+    VGG_DEPTHS,
+    Bottleneck,
+    ResNetBackbone,
+    VGGBackbone,
+    build_backbone,
+)
+from .runtime import evaluating
+from .train import load_checkpoint, save_checkpoint
+
+PRETRAIN_WORLD = 1000  # pre-training scenes come from world seed PRETRAIN_WORLD + seed
+RECIPE_VERSION = 1  # bump when the pre-training task changes: it invalidates the cache
+MIN_OBJECT_PIXELS = 8  # smaller visible objects are not asked about (a few pixels of a wire)
+MIN_SCENE_PIXELS = 4  # a class "appears" in a scene with at least this many pixels
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe (sizes come from the profile's "pre-training" block)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recipe:
+    """How an encoder is pre-trained; every field enters the cache key."""
+
+    images: int  # pre-training scenes
+    image_size: int  # their side
+    steps: int  # optimiser steps
+    batch_size: int  # scenes per step
+    lr: float  # peak learning rate of the one-cycle schedule (AdamW)
+
+    @classmethod
+    def from_profile(cls, profile: config.Profile | None = None) -> Recipe:
+        """The recipe of ``profile`` (default: the active one)."""
+        p = profile or config.get_profile()
+        return cls(p.pretrain_images, p.pretrain_size, p.pretrain_steps, p.pretrain_batch,
+                   p.pretrain_lr)
+
+    def key(self) -> str:
+        """Eight hex digits naming this recipe (and :data:`RECIPE_VERSION`) in file names."""
+        text = json.dumps({**asdict(self), "version": RECIPE_VERSION}, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`load_pretrained` did: where the weights came from and how good they are."""
+
+    path: Path  # the cache file
+    trained_now: bool  # True when the weights were missing and were pre-trained just now
+    seconds: float  # time the pre-training took (when it ran, on the machine that ran it)
+    object_accuracy: float  # held-out scenes: objects classified right (chance 1/8)
+    scene_f1: float  # held-out scenes: F1 of "which classes appear"
+
+
+# --------------------------------------------------------------------------------------------
+# Targets: objects (class and centre) and scenes (classes present), from the label maps
+# --------------------------------------------------------------------------------------------
+def scene_tensors(num_images: int, image_size: int, seed: int,
+                  split: str = "train") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(images uint8 [N,3,S,S], labels [N,S,S], instance ids [N,S,S])`` of the pre-training
+    world (cached under ``data/cache`` like every shapes-world set)."""
+    world = ShapesWorld(num_images, image_size=image_size, seed=PRETRAIN_WORLD + seed,
+                        split=split, cache=True)
+    raws = [world.raw(i) for i in range(len(world))]
+    return (torch.stack([torch.from_numpy(r["image"]) for r in raws]),
+            torch.stack([torch.from_numpy(r["label"]) for r in raws]).long(),
+            torch.stack([torch.from_numpy(r["inst"]) for r in raws]).long())
+
+
+def object_table(labels: torch.Tensor, instances: torch.Tensor,
+                 min_pixels: int = MIN_OBJECT_PIXELS) -> dict[str, torch.Tensor]:
+    """Every visible object of at least ``min_pixels`` pixels: ``image`` (index), ``label``
+    (0..7 = thing class - 4), ``centre`` ([M, 2] y, x in pixel units, pixel centres at +0.5).
+
+    One pass over all pixels (``index_add_`` keyed by image and instance id), no loop.
+    """
+    if labels.shape != instances.shape or labels.dim() != 3:
+        raise ValueError(f"labels and instances must be [N, H, W] of one shape, got "
+                         f"{tuple(labels.shape)} and {tuple(instances.shape)}")
+    n, h, w = labels.shape
+    ids = int(instances.max()) + 1 if instances.numel() else 1
+    key = (torch.arange(n).view(n, 1, 1) * ids + instances).flatten()
+    ys = (torch.arange(h, dtype=torch.float64) + 0.5).view(1, h, 1).expand(n, h, w).flatten()
+    xs = (torch.arange(w, dtype=torch.float64) + 0.5).view(1, 1, w).expand(n, h, w).flatten()
+    slots = n * ids
+    count = torch.zeros(slots, dtype=torch.float64).index_add_(0, key, torch.ones_like(ys))
+    sum_y = torch.zeros(slots, dtype=torch.float64).index_add_(0, key, ys)
+    sum_x = torch.zeros(slots, dtype=torch.float64).index_add_(0, key, xs)
+    cls = torch.zeros(slots, dtype=torch.long).scatter_(0, key, labels.flatten())
+    keep = ((count >= min_pixels) & (torch.arange(slots) % ids != 0)).nonzero().flatten()
+    centre = torch.stack([sum_y[keep] / count[keep], sum_x[keep] / count[keep]], 1).float()
+    return {"image": keep // ids, "label": cls[keep] - THING_CLASSES[0], "centre": centre}
+
+
+def scene_labels(labels: torch.Tensor, min_pixels: int = MIN_SCENE_PIXELS) -> torch.Tensor:
+    """Multi-hot [N, 12]: which classes cover at least ``min_pixels`` pixels of each image."""
+    flat = labels.flatten(1)
+    counts = torch.zeros(len(labels), NUM_CLASSES).scatter_add_(1, flat, torch.ones(flat.shape))
+    return (counts >= min_pixels).float()
+
+
+# --------------------------------------------------------------------------------------------
+# The pre-training network: the encoder plus two linear classifiers
+# --------------------------------------------------------------------------------------------
+def _features(encoder: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    out = encoder(x)
+    feats = [out] if isinstance(out, torch.Tensor) else (
+        list(out.values()) if isinstance(out, Mapping) else [])
+    if not feats or any(not isinstance(f, torch.Tensor) or f.dim() != 4 for f in feats):
+        got = (f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor)
+               else type(out).__name__)
+        raise ValueError("an encoder to pre-train must return a feature map [N, C, h, w] or "
+                         f"a dict of them, got {got}")
+    return feats
+
+
+class Classifiers(nn.Module):
+    """Encoder + object classifier (features at the object's centre, every stage
+    concatenated) + scene classifier (global average of the deepest feature)."""
+
+    def __init__(self, encoder: nn.Module, in_channels: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        with evaluating(encoder):
+            feats = _features(encoder, torch.zeros(1, in_channels, 64, 64))
+        self.objects = nn.Linear(sum(f.shape[1] for f in feats), len(THING_CLASSES))
+        self.scene = nn.Linear(feats[-1].shape[1], NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor,
+                centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object logits [M, 8] for objects ``image`` [M] at ``centre`` [M, 2] (y, x pixels)
+        and scene logits [N, 12]."""
+        feats = _features(self.encoder, x)
+        h, w = x.shape[-2:]
+        # grid_sample's coordinates: x then y, -1 and 1 at the outer edges of the image
+        grid = torch.stack([centre[:, 1] / w, centre[:, 0] / h], 1).mul(2).sub(1).view(-1, 1, 1, 2)
+        at_centre = [F.grid_sample(f[image], grid, align_corners=False).flatten(1) for f in feats]
+        return self.objects(torch.cat(at_centre, 1)), self.scene(feats[-1].mean((2, 3)))
+
+
+# --------------------------------------------------------------------------------------------
+# Training and measuring
+# --------------------------------------------------------------------------------------------
+def _objects_of(batch: torch.Tensor, objects: dict[str, torch.Tensor],
+                num_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The objects of the images ``batch`` (indices, no repeats): position in the batch,
+    label, centre."""
+    position = torch.full((num_images,), -1, dtype=torch.long)
+    position[batch] = torch.arange(len(batch))
+    mine = position[objects["image"]] >= 0
+    return (position[objects["image"][mine]], objects["label"][mine], objects["centre"][mine])
+
+
+def measure(net: Classifiers, images: torch.Tensor, labels: torch.Tensor,
+            instances: torch.Tensor, batch_size: int = 64) -> dict[str, float]:
+    """Held-out scores: object accuracy (chance 1/8) and the scene classifier's F1."""
+    objects = object_table(labels, instances)
+    truth = scene_labels(labels)
+    right, total, tp, fp, fn = 0, 0, 0.0, 0.0, 0.0
+    device = next(net.parameters()).device
+    with evaluating(net):
+        for start in range(0, len(images), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(images)))
+            where, label, centre = _objects_of(idx, objects, len(images))
+            x = images[idx].to(device).float() / 255
+            obj, scene = net(x, where.to(device), centre.to(device))
+            right += int((obj.argmax(1).cpu() == label).sum())
+            total += len(label)
+            said, true = scene.cpu() > 0, truth[idx] > 0
+            tp += float((said & true).sum())
+            fp += float((said & ~true).sum())
+            fn += float((~said & true).sum())
+    return {"object_accuracy": right / max(total, 1),
+            "scene_f1": 2 * tp / max(2 * tp + fp + fn, 1.0)}
+
+
+def pretrain(encoder: nn.Module, recipe: Recipe | None = None, seed: int | None = None,
+             in_channels: int = 3, progress: bool = True) -> dict[str, float]:
+    """Pre-train ``encoder`` in place on the pre-training world; return held-out scores and
+    the seconds it took.
+
+    AdamW with a one-cycle learning rate (warm-up 10 %, then cosine to zero), random
+    horizontal flips; each step's loss is the objects' cross-entropy plus the scene's
+    binary cross-entropy.
+    """
+    from tqdm.auto import tqdm
+
+    recipe = recipe or Recipe.from_profile()
+    seed = config.course_seed() if seed is None else seed
+    device = config.get_device()
+    images, labels, instances = scene_tensors(recipe.images, recipe.image_size, seed)
+    objects, scenes = object_table(labels, instances), scene_labels(labels)
+    config.seed_everything(seed)
+    net = Classifiers(encoder, in_channels).to(device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-4)
+    steps = config.cap_steps(recipe.steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=steps,
+                                                   pct_start=0.1)
+    order = torch.Generator().manual_seed(seed)
+    batch = min(recipe.batch_size, recipe.images)
+    started = time.perf_counter()
+    net.train()
+    for _ in tqdm(range(steps), desc="pre-train", disable=not progress, unit="step"):
+        idx = torch.randperm(recipe.images, generator=order)[:batch]
+        where, label, centre = _objects_of(idx, objects, recipe.images)
+        x = images[idx].float() / 255
+        if torch.rand((), generator=order) < 0.5:  # mirror the scenes (and the centres)
+            x = x.flip(-1)
+            centre = torch.stack([centre[:, 0], recipe.image_size - centre[:, 1]], 1)
+        obj, scene = net(x.to(device), where.to(device), centre.to(device))
+        loss = (F.cross_entropy(obj, label.to(device))
+                + F.binary_cross_entropy_with_logits(scene, scenes[idx].to(device)))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"pre-training loss became {value}: lower the lr "
+                                     f"({recipe.lr})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    seconds = time.perf_counter() - started
+    held_out = scene_tensors(max(recipe.images // 8, 16), recipe.image_size, seed, split="val")
+    return {**measure(net, *held_out), "seconds": seconds}
+
+
+# --------------------------------------------------------------------------------------------
+# Which network is pre-trained for a given module, and where its weights live
+# --------------------------------------------------------------------------------------------
+def _norm_of(module: nn.Module) -> str | None:
+    kinds = {type(m) for m in module.modules()}
+    if nn.BatchNorm2d in kinds:
+        return "bn"
+    return "gn" if nn.GroupNorm in kinds else None
+
+
+def _convs(module: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _vgg_like(stages: nn.ModuleList) -> VGGBackbone | None:
+    """The VGG backbone with the same convolutions as an encoder given as five stages of
+    conv-norm-ReLU layers (SegNet, DeconvNet), or None if ``stages`` is not one."""
+    if len(stages) != 5 or any(not _convs(stage) for stage in stages):
+        return None
+    first = _convs(stages[0])[0]
+    twin = VGGBackbone(first.in_channels, tuple(len(_convs(s)) for s in stages),
+                       first.out_channels, 32, _norm_of(stages))
+    return twin if _shapes(twin) == _shapes(stages) else None
+
+
+def _shapes(module: nn.Module) -> list[tuple[int, ...]]:
+    return [tuple(t.shape) for t in module.state_dict().values()]
+
+
+def _trainable_twin(module: nn.Module, seed: int = 0) -> tuple[nn.Module, str, int]:
+    """``(network to pre-train, its name for file names, its input channels)``.
+
+    The twin has the module's weights (same shapes, same order) and a forward that gives
+    features: a stride-32 copy of a (possibly dilated) VGG/ResNet backbone, a VGG backbone
+    for SegNet's and DeconvNet's encoders, or a copy of any other encoder; its initial
+    weights depend on ``seed`` only, never on the module's.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _twin(module)
+
+
+def _twin(module: nn.Module) -> tuple[nn.Module, str, int]:
+    if isinstance(module, VGGBackbone):
+        stages = [module.stage1, module.stage2, module.stage3, module.stage4, module.stage5]
+        depths = tuple(len(_convs(s)) for s in stages)
+        width = _convs(module.stage1)[0].out_channels
+        twin: nn.Module = VGGBackbone(module.in_channels, depths, width, 32, _norm_of(module))
+        named = {v: k for k, v in VGG_DEPTHS.items()}.get(depths, "vgg" + "".join(map(str, depths)))
+        name = f"{named}-w{width}"
+    elif isinstance(module, ResNetBackbone):
+        layers = [module.layer1, module.layer2, module.layer3, module.layer4]
+        block = "bottleneck" if isinstance(module.layer1[0], Bottleneck) else "basic"
+        depths = tuple(len(layer) for layer in layers)
+        width = module.conv1.out_channels
+        twin = ResNetBackbone(module.in_channels, block, depths, width, 32, _norm_of(module))
+        named = {v: k for k, v in RESNET_DEPTHS.items()}.get(
+            (block, depths), f"resnet-{block}" + "".join(map(str, depths)))
+        name = f"{named}-w{width}"
+    elif isinstance(module, nn.ModuleList) and (vgg := _vgg_like(module)) is not None:
+        return _twin(vgg)
+    else:
+        convs = _convs(module)
+        if not convs:
+            raise ValueError(f"cannot pre-train a {type(module).__name__}: it has no "
+                             "convolution (give a backbone or an encoder)")
+        twin = copy.deepcopy(module)
+        for layer in twin.modules():  # a fresh start that depends on the seed only
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+        name = f"{type(module).__name__.lower()}-w{convs[0].out_channels}"
+        return twin, name, convs[0].in_channels
+    if _shapes(twin) != _shapes(module):  # e.g. a backbone changed after it was built
+        raise ValueError(f"cannot pre-train this {type(module).__name__}: its weights do not "
+                         "match the backbone it seems to be")
+    norm = _norm_of(module) or "nonorm"
+    in_ch = module.in_channels
+    return twin, f"{name}-{norm}{'' if in_ch == 3 else f'-in{in_ch}'}", in_ch
+
+
+def fingerprint(module: nn.Module) -> str:
+    """Eight hex digits from the names and shapes of the module's weights (its configuration)."""
+    text = json.dumps([(k, list(v.shape)) for k, v in module.state_dict().items()])
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def cache_dir() -> Path:
+    """Where pre-trained weights live: ``config.data_dir()/"pretrained"`` (git-ignored)."""
+    return config.data_dir() / "pretrained"
+
+
+def cache_path(module: nn.Module, recipe: Recipe | None = None, seed: int | None = None) -> Path:
+    """The cache file of ``module``'s pre-trained weights:
+    ``<name>-<weights fingerprint>-r<recipe key>-s<seed>.pt``, e.g.
+    ``resnet_tiny-w8-bn-1a2b3c4d-r5e6f7a8b-s0.pt``."""
+    recipe = recipe or Recipe.from_profile()
+    seed = config.course_seed() if seed is None else seed
+    twin, name, _ = _trainable_twin(module, seed)
+    return cache_dir() / f"{name}-{fingerprint(twin)}-r{recipe.key()}-s{seed}.pt"
+
+
+def _copy_in_order(dst: nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
+    """Load ``weights`` into ``dst`` by name when the names match, else position by position
+    (SegNet's encoder and the VGG backbone hold the same tensors under other names)."""
+    ours = dst.state_dict()
+    if list(ours) == list(weights):
+        dst.load_state_dict(weights)
+        return
+    theirs = list(weights.values())
+    if [tuple(t.shape) for t in ours.values()] != [tuple(t.shape) for t in theirs]:
+        raise ValueError(f"the pre-trained weights do not fit this {type(dst).__name__}")
+    dst.load_state_dict(OrderedDict(zip(ours, theirs, strict=True)))
+
+
+def load_pretrained(module: nn.Module, seed: int | None = None, recipe: Recipe | None = None,
+                    train_if_missing: bool = True, verbose: bool = True) -> Report:
+    """Load pre-trained weights into ``module`` (in place); pre-train them first if the cache
+    has none.
+
+    ``module``: a backbone of :func:`~course_lib.models.backbones.build_backbone` (any output
+    stride; e.g. ``model.backbone``, LinkNet's ``model.encoder``), SegNet's or DeconvNet's
+    ``model.encoder``, or any encoder returning a feature map or a dict of them. ``seed``
+    defaults to ``COURSE_SEED``; ``recipe`` to the active profile's. With
+    ``train_if_missing=False`` a missing cache raises ``FileNotFoundError``.
+    """
+    recipe = recipe or Recipe.from_profile()
+    seed = config.course_seed() if seed is None else seed
+    path = cache_path(module, recipe, seed)
+    twin, name, in_channels = _trainable_twin(module, seed)
+    trained_now = not path.is_file()
+    if trained_now:
+        if not train_if_missing:
+            raise FileNotFoundError(f"no pre-trained weights for {name} (seed {seed}) at {path}; "
+                                    "run `make pretrain` or pass train_if_missing=True")
+        if verbose:
+            print(f"No pre-trained {name} (seed {seed}) in {cache_dir()}: pre-training it now "
+                  f"({recipe.steps} steps on {recipe.images} scenes; `make pretrain` does this "
+                  "once ahead of time).")
+        scores = pretrain(twin, recipe, seed, in_channels, progress=verbose)
+        save_checkpoint(path, twin, name=name, seed=seed, recipe=asdict(recipe),
+                        recipe_version=RECIPE_VERSION, **scores)
+        checkpoint = load_checkpoint(path, twin)
+    else:
+        checkpoint = load_checkpoint(path, twin)  # weights_only=True
+    _copy_in_order(module, twin.state_dict())
+    report = Report(path, trained_now, float(checkpoint["seconds"]),
+                    float(checkpoint["object_accuracy"]), float(checkpoint["scene_f1"]))
+    if verbose:
+        how = "pre-trained now in" if trained_now else "loaded (pre-trained in"
+        print(f"{name}: {how} {report.seconds:.0f} s{'' if trained_now else ')'}; held-out "
+              f"objects classified right {report.object_accuracy:.0%} (chance 12.5 %), "
+              f"scene F1 {report.scene_f1:.2f}")
+    return report
+
+
+def pretrained_backbone(name: str = "vgg_tiny", in_channels: int = 3, width: int | None = None,
+                        output_stride: int = 32, norm: str | None = "bn",
+                        seed: int | None = None, recipe: Recipe | None = None,
+                        verbose: bool = True) -> nn.Module:
+    """:func:`~course_lib.models.backbones.build_backbone` with pre-trained weights loaded
+    (pre-trained now if the cache has none); ``seed``, ``recipe`` as :func:`load_pretrained`."""
+    backbone = build_backbone(name, in_channels, width, output_stride, norm)
+    load_pretrained(backbone, seed, recipe, verbose=verbose)
+    return backbone
+
+
+# --------------------------------------------------------------------------------------------
+# The course's encoders, built ahead of time: `make pretrain` (python -m course_lib.pretrain)
+# --------------------------------------------------------------------------------------------
+def course_encoders(profile: config.Profile | None = None) -> dict[str, nn.Module]:
+    """The encoders the notebooks start from, at the profile's sizes (what ``make pretrain``
+    builds): the VGG and ResNet backbones of notebooks 05, 09 and 11, LinkNet's ResNet-18 and
+    SegNet's / DeconvNet's VGG16 (notebook 07), and notebook 03's encoder."""
+    from .models import build_model
+
+    p = profile or config.get_profile()
+    width = max(4, p.width // 2)  # the family notebooks train at half the base width
+    return {
+        "vgg_tiny": build_backbone("vgg_tiny", width=width),
+        "resnet_tiny": build_backbone("resnet_tiny", width=width),
+        "resnet18": build_backbone("resnet18", width=max(8, width)),
+        "vgg16": build_backbone("vgg16", width=max(8, width)),
+        "encoder_decoder": build_model("encoder_decoder", width=width).encoder,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Pre-train the course's encoders once and "
+                                     "cache their weights (data/pretrained).")
+    parser.add_argument("--profile", default=None, choices=sorted(config.PROFILES),
+                        help="whose sizes and recipe (default: the active profile)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds to pre-train (default: COURSE_SEED)")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="names of course_encoders() to build (default: all)")
+    args = parser.parse_args(argv)
+    if args.profile is not None:
+        config.set_profile(args.profile)
+    profile = config.get_profile()
+    seeds = args.seeds if args.seeds is not None else [config.course_seed()]
+    # torch 2.14's oneDNN backward can corrupt the heap on tiny CPU convolutions (see
+    # tests/conftest.py); the native kernels are safe
+    torch.backends.mkldnn.enabled = False
+    started = time.perf_counter()
+    for seed in seeds:
+        for name, encoder in course_encoders(profile).items():
+            if args.only is None or name in args.only:
+                load_pretrained(encoder, seed, Recipe.from_profile(profile))
+    print(f"[{profile.name}] pre-trained encoders ready in {time.perf_counter() - started:.0f} s "
+          f"under {cache_dir()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Dense CRF (mean field, exact and windowed) and CRF-as-RNN."""
+"""Dense CRF (mean field, exact and windowed), DeepLab v1's CRF post-processing, CRF-as-RNN."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import torch
 from course_lib.models import build_model
 from course_lib.models.crf import (
     CRFASRNN_CRF,
+    DEEPLAB_CRF,
     CRFasRNN,
     CRFParams,
     dense_crf,
     mean_field,
+    refine,
 )
 
 SMALL = CRFParams(iterations=5, w_gauss=1.0, theta_gamma=1.5, w_bilateral=2.0,
@@ -166,3 +168,18 @@ def test_crf_on_fcn32s_with_own_params() -> None:
     assert model.fcn.variant == "32s" and model.crf.params == params
     with torch.no_grad():
         assert model(torch.rand(2, 3, 45, 45)).shape == (2, 3, 45, 45)
+
+
+def test_refine_is_deeplab_v1s_post_processing() -> None:
+    """refine(model, x): the model's eval-mode scores through the dense CRF, modes restored."""
+    torch.manual_seed(0)
+    model = build_model("deeplabv1", num_classes=3, width=4, fc_channels=16).train()
+    x = torch.rand(2, 3, 24, 20)
+    probs = refine(model, x, method="exact")
+    assert model.training  # mode restored
+    assert probs.shape == (2, 3, 24, 20)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, 24, 20))
+    with torch.no_grad():
+        logits = model.eval()(x)["out"]
+    torch.testing.assert_close(probs, dense_crf(logits, x, DEEPLAB_CRF.scaled(24), method="exact"))
+    assert not torch.allclose(probs, logits.softmax(1), atol=1e-3)  # the CRF changed something

@@ -1,13 +1,16 @@
 """DeepLab v1–v3+: torchvision's parameter count and outputs, ASPP rates tied to the output
-stride, the image-pooling branch with batch 1, v2's sum fusion, v3+'s decoder, v1's CRF."""
+stride, the image-pooling branch with batch 1, v2's sum fusion, v3+'s decoder, v1-v3 on
+SimpleSegmentationModel, the training-step benchmark against torchvision."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.segmentation import deeplabv3_resnet50
 
+from course_lib.bench import deeplab_vs_torchvision
 from course_lib.models.deeplab import (
     ASPP,
     ASPPPooling,
@@ -16,8 +19,8 @@ from course_lib.models.deeplab import (
     DeepLabV3,
     DeepLabV3Plus,
     aspp_rates,
-    benchmark_vs_torchvision,
 )
+from course_lib.models.heads import SimpleSegmentationModel
 
 TORCHVISION_DEEPLABV3_R50 = 42_004_074  # MODEL_REFERENCE.md
 
@@ -70,9 +73,9 @@ def test_aspp_rates_are_tied_to_the_output_stride() -> None:
         assert dilations(v3.classifier[0]) == rates
         plus = DeepLabV3Plus(width=4, channels=8, output_stride=os_)
         assert [b[0][0].dilation[0] for b in plus.aspp.branches[1:-1]] == rates  # depthwise
-    assert DeepLabV2(width=4).aspp.rates == (6, 12, 18, 24)  # output stride 8
-    assert DeepLabV2(width=4, output_stride=16).aspp.rates == (3, 6, 9, 12)
-    assert [c.dilation[0] for c in DeepLabV2(width=4).aspp.branches] == [6, 12, 18, 24]
+    assert DeepLabV2(width=4).classifier.rates == (6, 12, 18, 24)  # output stride 8
+    assert DeepLabV2(width=4, output_stride=16).classifier.rates == (3, 6, 9, 12)
+    assert [c.dilation[0] for c in DeepLabV2(width=4).classifier.branches] == [6, 12, 18, 24]
     assert DeepLabV3(width=4, channels=8, rates=(2, 4, 6)).classifier[0].rates == (2, 4, 6)
 
 
@@ -94,9 +97,10 @@ def test_v2_aspp_is_the_sum_of_its_branches() -> None:
     torch.manual_seed(0)
     model = DeepLabV2(num_classes=3, width=4).eval()
     feats = torch.randn(1, model.backbone.channels["c5"], 9, 9)
-    expected = sum(branch(feats) for branch in model.aspp.branches)
-    torch.testing.assert_close(model.aspp(feats), expected)
-    assert all(b.out_channels == 3 for b in model.aspp.branches)  # each predicts classes
+    aspp = model.classifier  # v2's classifier is ASPP-L itself
+    expected = sum(branch(feats) for branch in aspp.branches)
+    torch.testing.assert_close(aspp(feats), expected)
+    assert all(b.out_channels == 3 for b in aspp.branches)  # each predicts classes
     with torch.device("meta"):
         assert DeepLabV2(num_classes=21, full=True).backbone.channels["c5"] == 2048
 
@@ -115,22 +119,30 @@ def test_v3plus_decoder_low_level_path_and_separable_convs() -> None:
         assert model(torch.rand(2, 3, 45, 50)).shape == (2, 4, 45, 50)
 
 
-def test_v1_backbone_head_and_crf() -> None:
-    torch.manual_seed(0)
+def test_v1_backbone_and_largefov_head() -> None:
     with torch.device("meta"):
         full = DeepLabV1(num_classes=21, full=True)
     assert full.classifier[0][0].dilation == (12, 12)  # LargeFOV fc6: 3x3, rate 12
     assert full.classifier[0][0].out_channels == 1024
     assert full.backbone.strides["c5"] == 8
-    model = DeepLabV1(num_classes=3, width=4, fc_channels=16).train()
-    x = torch.rand(2, 3, 24, 20)
-    probs = model.crf(x, method="exact")
-    assert model.training  # mode restored
-    assert probs.shape == (2, 3, 24, 20)
-    torch.testing.assert_close(probs.sum(1), torch.ones(2, 24, 20))
+    assert isinstance(full.classifier[0][1], nn.Identity)  # VGG16 of 2014: no batch-norm
+
+
+@pytest.mark.parametrize("cls", [DeepLabV1, DeepLabV2, DeepLabV3])
+def test_v1_to_v3_are_simple_segmentation_models(cls: type) -> None:
+    """Only their constructors differ: the forward pass is SimpleSegmentationModel's, so the
+    output is the classifier's scores on c5 resized to the input (plus aux on c4 for v3)."""
+    torch.manual_seed(0)
+    model = cls(num_classes=3, width=4).eval()
+    assert isinstance(model, SimpleSegmentationModel)
+    x = torch.rand(2, 3, 37, 29)
     with torch.no_grad():
-        plain = model.eval()(x).softmax(1)
-    assert not torch.allclose(probs, plain, atol=1e-3)  # the CRF changed something
+        out = model(x)
+        feats = model.backbone(x)
+        expected = F.interpolate(model.classifier(feats["c5"]), size=(37, 29), mode="bilinear",
+                                 align_corners=False)
+    assert set(out) == ({"out", "aux"} if cls is DeepLabV3 else {"out"})
+    torch.testing.assert_close(out["out"], expected)
 
 
 def test_errors_name_the_problem() -> None:
@@ -142,6 +154,6 @@ def test_errors_name_the_problem() -> None:
 
 
 def test_benchmark_vs_torchvision_returns_a_ratio() -> None:
-    result = benchmark_vs_torchvision(size=32, batch=2, repeats=1, device="cpu")
+    result = deeplab_vs_torchvision(size=32, batch=2, repeats=1, device="cpu")
     assert set(result) >= {"ours_ms", "torchvision_ms", "ratio"}
     assert result["ratio"] == pytest.approx(result["ours_ms"] / result["torchvision_ms"])

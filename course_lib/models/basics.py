@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..receptive_field import conv_output_size, receptive_field
 from . import register_model
 from .blocks import ConvBNReLU, resize_to
 from .contract import SizeTable
@@ -137,34 +138,6 @@ class ShapeCrops(torch.utils.data.Dataset):
 # ---------------------------------------------------------------------------------------------
 # 2.1 Convolutional neural networks (survey Fig. 2)
 # ---------------------------------------------------------------------------------------------
-
-
-def conv_output_size(
-    size: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
-) -> int:
-    """Output side of a convolution or pooling: ``floor((n + 2p - d(k-1) - 1) / s) + 1``."""
-    _require_positive("conv_output_size", kernel_size=kernel_size, stride=stride,
-                      dilation=dilation)
-    out = (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
-    if out < 1:
-        raise ValueError(
-            f"conv_output_size: input size {size} is too small for kernel {kernel_size}, "
-            f"padding {padding}, dilation {dilation} (output would be {out})"
-        )
-    return out
-
-
-def receptive_field(layers: Sequence[tuple[int, int]]) -> int:
-    """Receptive field of a stack of ``(kernel_size, stride)`` layers, in input pixels.
-
-    Each layer adds ``(k - 1)`` times the product of the strides before it:
-    ``r = 1 + sum_l (k_l - 1) * prod_{j<l} s_j``.
-    """
-    r, jump = 1, 1
-    for k, s in layers:
-        r += (k - 1) * jump
-        jump *= s
-    return r
 
 
 class LeNet(nn.Module):

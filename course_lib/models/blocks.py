@@ -18,17 +18,30 @@ from torch import nn
 NORMS = ("bn", "gn", None)
 
 
-def make_norm(norm: str | None, channels: int, spatial_dims: int = 2) -> nn.Module:
-    """A normalisation layer by name: ``"bn"`` BatchNorm, ``"gn"`` GroupNorm, ``None`` identity.
+def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 2) -> nn.Module:
+    """The course's one GroupNorm rule: as many groups as possible (≤ ``max_groups``, the
+    paper's 32) such that each group holds at least ``min_per_group`` channels; identity for
+    a single channel. Works for 2D and 3D maps alike.
 
-    GroupNorm uses up to 8 groups (fewer when ``channels`` is small or not divisible), as in
-    the 3D U-Net reference; it does not depend on the batch size, so it works with batch 1.
+    With at least two channels per group, the statistics are never taken over one value, even
+    for a 1x1 map of a single image (a pooled branch with batch 1).
+    """
+    groups = next((g for g in (32, 16, 8, 4, 2, 1)
+                   if g <= max_groups and channels % g == 0 and channels // g >= min_per_group),
+                  None)
+    return nn.Identity() if groups is None else nn.GroupNorm(groups, channels)
+
+
+def make_norm(norm: str | None, channels: int, spatial_dims: int = 2) -> nn.Module:
+    """A normalisation layer by name: ``"bn"`` BatchNorm, ``"gn"`` GroupNorm
+    (:func:`group_norm`'s rule), ``None`` identity.
+
+    GroupNorm does not depend on the batch size, so it works with batch 1 (3D U-Net).
     """
     if norm == "bn":
         return nn.BatchNorm3d(channels) if spatial_dims == 3 else nn.BatchNorm2d(channels)
     if norm == "gn":
-        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
-        return nn.GroupNorm(groups, channels)
+        return group_norm(channels)
     if norm is None:
         return nn.Identity()
     raise ValueError(f"unknown norm {norm!r}; valid norms are: 'bn', 'gn', None")
@@ -127,6 +140,7 @@ def resize_to(
 
 __all__ = [
     "NORMS",
+    "group_norm",
     "make_norm",
     "ConvBNReLU",
     "DoubleConv",

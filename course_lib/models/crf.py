@@ -52,11 +52,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import evaluating
 from . import build_model, register_model
 
 METHODS = ("exact", "window")
@@ -302,6 +304,24 @@ def dense_crf(
     return torch.softmax(result, dim=1)
 
 
+def refine(
+    model: nn.Module, image: torch.Tensor, params: CRFParams | None = None, **crf_kwargs: Any
+) -> torch.Tensor:
+    """DeepLab v1's post-processing, for any segmentation model: the model's eval-mode scores
+    for ``image`` refined by the dense CRF; class probabilities [N, K, H, W].
+
+    ``params`` defaults to DeepLab's CRF (10 iterations, w 3 / θγ 1, w 4 / θα 67 / θβ 3)
+    with the position stds rescaled from 500-pixel images to the input size; ``crf_kwargs``
+    go to :func:`dense_crf` (``method``, ``window``, ...). A dict output uses ``"out"``.
+    The model's modes are restored afterwards.
+    """
+    with evaluating(model):
+        out = model(image)
+    logits = out["out"] if isinstance(out, dict) else out
+    params = DEEPLAB_CRF.scaled(max(image.shape[-2:])) if params is None else params
+    return dense_crf(logits.float(), image.float(), params, **crf_kwargs)
+
+
 # --------------------------------------------------------------------------------------------
 # CRF-as-RNN (Zheng et al. 2015)
 # --------------------------------------------------------------------------------------------
@@ -417,6 +437,7 @@ __all__ = [
     "potts",
     "mean_field",
     "dense_crf",
+    "refine",
     "CRFasRNN",
     "FCN8sCRFasRNN",
 ]

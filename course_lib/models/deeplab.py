@@ -4,7 +4,7 @@ Chen et al., "Semantic Image Segmentation with Deep Convolutional Nets and Fully
 CRFs", ICLR 2015 (**v1**, the survey's 扩张卷积模型): VGG16 whose last two pools keep stride 1
 and whose later convolutions are dilated instead ("hole algorithm"), so the score map is at
 stride 8; fc6 becomes a 3x3 convolution of rate 12 ("DeepLab-LargeFOV"); the scores are
-bilinearly upsampled and refined by a dense CRF (:meth:`DeepLabV1.crf`).
+bilinearly upsampled and refined by a dense CRF (:func:`course_lib.models.crf.refine`).
 
 Chen et al., "DeepLab: ... Atrous Convolution, and Fully Connected CRFs", TPAMI 2017
 (**v2**, Fig. 4): atrous *spatial pyramid* pooling — four parallel 3x3 convolutions of rates
@@ -21,6 +21,14 @@ Chen et al., "Encoder-Decoder with Atrous Separable Convolution", ECCV 2018 (**v
 Fig. 2): the v3 encoder at stride 16 plus a light decoder — the ASPP output upsampled x4 and
 concatenated with 48 channels reduced from the stride-4 low-level features, two 3x3
 convolutions, classes, x4 upsample; ASPP and decoder use depthwise-separable convolutions.
+
+v1, v2 and v3 are a backbone, a classifier head (and v3's auxiliary head) on
+:class:`~course_lib.models.heads.SimpleSegmentationModel`, torchvision's skeleton: each
+writes only its constructor, and returns ``{"out"[, "aux"]}``. v3+ has a decoder, so it
+writes its own forward pass.
+
+The receptive-field tools of notebook 11 live in :mod:`course_lib.receptive_field` (they are
+importable from here too).
 
 Deviations (stated once, here):
 
@@ -39,18 +47,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..receptive_field import (  # re-exported: notebook 11 imports them from here
+    conv_stack,
+    dilated_receptive_field,
+    effective_receptive_field,
+    receptive_field_stats,
+)
 from . import register_model
 from .backbones import build_backbone
 from .blocks import ConvBNReLU, DepthwiseSeparableConv, check_channels, resize_to
 from .contract import SizeTable
-from .crf import DEEPLAB_CRF, CRFParams, dense_crf
-from .heads import FCNHead
+from .heads import FCNHead, SimpleSegmentationModel
 
 V2_RATES = (6, 12, 18, 24)  # at output stride 8 (the paper's only setting)
 V3_RATES = (6, 12, 18)  # at output stride 16; doubled at 8
@@ -150,9 +162,15 @@ def atrous_conv_bn_relu(in_ch: int, out_ch: int, rate: int, separable: bool = Fa
 # DeepLab v1 (Chen et al. 2015): dilated VGG16, LargeFOV fc6, bilinear upsampling, dense CRF
 # --------------------------------------------------------------------------------------------
 @register_model("deeplabv1", family="dilated", paper="Chen et al., ICLR 2015", year=2015,
-                test_kwargs={"width": 4, "fc_channels": 16}, full_params=20_496_204)
-class DeepLabV1(nn.Module):
+                output="dict", test_kwargs={"width": 4, "fc_channels": 16},
+                full_params=20_496_204)
+class DeepLabV1(SimpleSegmentationModel):
     """DeepLab v1 (LargeFOV): VGG at output stride 8 → fc6 (3x3, rate 12) → fc7 → fc8 → x8.
+
+    Its forward pass is :class:`SimpleSegmentationModel`'s: ``{"out": logits}``, the fc8
+    scores of pool5 (stride 8: pool4/pool5 keep stride 1) upsampled bilinearly x8. The
+    paper's dense CRF is post-processing, not part of the network:
+    :func:`course_lib.models.crf.refine` applies it to any model's scores.
 
     Args:
         in_channels, num_classes: image channels and ``K`` (logits [N, K, H, W]).
@@ -175,46 +193,20 @@ class DeepLabV1(nn.Module):
         output_stride: int = 8,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
         check_channels("DeepLabV1", in_channels, num_classes)
         sizes = V1_SIZES.resolve("DeepLabV1", full, backbone=backbone, width=width,
                                  fc_channels=fc_channels, rate=rate)
-        fc_channels = sizes.fc_channels
-        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
-                                       full=full)
+        fc = sizes.fc_channels
+        trunk = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride, full=full)
         norm = None if full else "bn"
-        self.classifier = nn.Sequential(
-            ConvBNReLU(self.backbone.channels["c5"], fc_channels, 3, dilation=sizes.rate,
-                       norm=norm),
+        classifier = nn.Sequential(
+            ConvBNReLU(trunk.channels["c5"], fc, 3, dilation=sizes.rate, norm=norm),
             nn.Dropout2d(dropout),  # fc6: 3x3, rate 12
-            ConvBNReLU(fc_channels, fc_channels, 1, norm=norm),  # fc7
+            ConvBNReLU(fc, fc, 1, norm=norm),  # fc7
             nn.Dropout2d(dropout),
-            nn.Conv2d(fc_channels, num_classes, 1),  # fc8: class scores at stride 8
+            nn.Conv2d(fc, num_classes, 1),  # fc8: class scores at stride 8
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)  # pool5 at stride 8 (pool4/pool5 keep stride 1)
-        return resize_to(self.classifier(feats["c5"]), x)  # bilinear x8 to the image
-
-    @torch.no_grad()
-    def crf(
-        self, x: torch.Tensor, params: CRFParams | None = None, **crf_kwargs: Any
-    ) -> torch.Tensor:
-        """Eval-mode scores refined by the dense CRF: class probabilities [N, K, H, W].
-
-        ``params`` defaults to DeepLab's CRF (10 iterations, w 3 / θγ 1, w 4 / θα 67 / θβ 3)
-        with the position stds rescaled from 500-pixel images to the input size;
-        ``crf_kwargs`` go to :func:`course_lib.models.crf.dense_crf` (``method``,
-        ``window``, ...). The model's training mode is restored afterwards.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            logits = self(x)
-        finally:
-            self.train(was_training)
-        params = params or DEEPLAB_CRF.scaled(max(x.shape[-2:]))
-        return dense_crf(logits.float(), x.float(), params, **crf_kwargs)
+        super().__init__(trunk, classifier)
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,9 +231,12 @@ class ASPPSum(nn.Module):
 
 
 @register_model("deeplabv2", family="dilated", paper="Chen et al., TPAMI 2017", year=2017,
-                test_kwargs={"width": 4}, full_params=43_384_944)
-class DeepLabV2(nn.Module):
+                output="dict", test_kwargs={"width": 4}, full_params=43_384_944)
+class DeepLabV2(SimpleSegmentationModel):
     """DeepLab v2: dilated ResNet (output stride 8) → ASPP-L (sum of rates 6/12/18/24) → x8.
+
+    Its forward pass is :class:`SimpleSegmentationModel`'s: ``{"out": logits}``, the
+    ASPP-L scores of ``c5`` (conv5_x at stride 8) upsampled bilinearly to the image.
 
     Args:
         in_channels, num_classes: image channels and ``K``. width: backbone base width (16;
@@ -260,17 +255,11 @@ class DeepLabV2(nn.Module):
         output_stride: int = 8,
         rates: Sequence[int] | None = None,
     ) -> None:
-        super().__init__()
         check_channels("DeepLabV2", in_channels, num_classes)
         sizes = V2_SIZES.resolve("DeepLabV2", full, backbone=backbone, width=width)
         rates = tuple(rates) if rates else aspp_rates(V2_RATES, 8, output_stride)
-        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
-                                       full=full)
-        self.aspp = ASPPSum(self.backbone.channels["c5"], num_classes, rates)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone(x)  # conv5_x at stride 8
-        return resize_to(self.aspp(feats["c5"]), x)  # ASPP-L scores, bilinear to the image
+        trunk = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride, full=full)
+        super().__init__(trunk, ASPPSum(trunk.channels["c5"], num_classes, rates))
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,11 +312,12 @@ class DeepLabHead(nn.Sequential):
 @register_model("deeplabv3", family="dilated", paper="Chen et al., arXiv 2017", year=2017,
                 output="dict", test_kwargs={"width": 4, "channels": 16, "output_stride": 8},
                 full_params=41_999_448)
-class DeepLabV3(nn.Module):
+class DeepLabV3(SimpleSegmentationModel):
     """DeepLab v3: dilated ResNet → ASPP (+ image pooling) → 3x3 → classes → bilinear.
 
-    ``forward`` returns ``{"out": logits}`` plus ``"aux"`` (the ``FCNHead`` on ``c4``) when
-    ``aux=True`` (the default), in training and in eval, like torchvision's
+    Its forward pass is :class:`SimpleSegmentationModel`'s: ``{"out": logits}`` plus
+    ``"aux"`` (the ``FCNHead`` on ``c4``) when ``aux=True`` (the default), in training and
+    in eval, like torchvision's
     ``deeplabv3_resnet50(aux_loss=True)`` — whose parameter count ``full=True`` matches
     exactly (42,004,074 for 21 classes, tested).
 
@@ -353,26 +343,16 @@ class DeepLabV3(nn.Module):
         aux: bool = True,
         aspp: bool = True,
     ) -> None:
-        super().__init__()
         check_channels("DeepLabV3", in_channels, num_classes)
         sizes = V3_SIZES.resolve("DeepLabV3", full, backbone=backbone, width=width,
                                  channels=channels)
-        channels = sizes.channels
         rates = tuple(rates) if rates else aspp_rates(V3_RATES, 16, output_stride)
-        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
-                                       full=full)
-        ch = self.backbone.channels
-        self.classifier = DeepLabHead(ch["c5"], num_classes, rates, channels)
+        trunk = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride, full=full)
+        ch = trunk.channels
+        head = DeepLabHead(ch["c5"], num_classes, rates, sizes.channels)
         if not aspp:  # ablation: one plain 3x3 convolution (rate 1) where ASPP was
-            self.classifier[0] = ConvBNReLU(ch["c5"], channels, 3)
-        self.aux_classifier = FCNHead(ch["c4"], num_classes) if aux else None
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.backbone(x)  # c5 at the output stride
-        result = {"out": resize_to(self.classifier(feats["c5"]), x)}  # ASPP head, bilinear
-        if self.aux_classifier is not None:  # auxiliary FCN head on c4
-            result["aux"] = resize_to(self.aux_classifier(feats["c4"]), x)
-        return result
+            head[0] = ConvBNReLU(ch["c5"], sizes.channels, 3)
+        super().__init__(trunk, head, FCNHead(ch["c4"], num_classes) if aux else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,181 +413,6 @@ class DeepLabV3Plus(nn.Module):
         return resize_to(logits, x)  # x4 bilinear to the image
 
 
-# --------------------------------------------------------------------------------------------
-# Receptive fields: theoretical (a formula) and effective (a gradient), Luo et al. 2016
-# --------------------------------------------------------------------------------------------
-def dilated_receptive_field(layers: Sequence[tuple[int, int, int]]) -> int:
-    """Theoretical receptive field of a chain of ``(kernel_size, stride, dilation)`` layers.
-
-    A dilated kernel of size ``k`` and rate ``d`` spans ``d (k - 1) + 1`` pixels, so it adds
-    ``d (k - 1)`` times the product of the strides before it:
-    ``r = 1 + sum_l d_l (k_l - 1) prod_{j<l} s_j`` (:func:`basics.receptive_field` with
-    ``d = 1``). Three 3x3 convolutions of rate 1 see 7 pixels, of rates 1, 2, 4 see 15.
-    """
-    from .basics import receptive_field
-
-    checked = []
-    for layer in layers:
-        if len(layer) != 3 or min(int(v) for v in layer) < 1:
-            raise ValueError(
-                f"each layer must be (kernel_size, stride, dilation) >= 1, got {layer!r}"
-            )
-        k, s, d = (int(v) for v in layer)
-        checked.append((d * (k - 1) + 1, s))
-    return receptive_field(checked)
-
-
-def conv_stack(
-    rates: Sequence[int],
-    channels: int = 8,
-    in_channels: int = 1,
-    kernel_size: int = 3,
-    strides: Sequence[int] | None = None,
-    seed: int = 0,
-) -> nn.Sequential:
-    """A plain stack of ``len(rates)`` convolutions (``kernel_size``, dilation ``rates[i]``,
-    "same" padding, bias-free) each followed by a ReLU — one child per layer, so
-    ``stack[:k]`` is the first ``k`` layers. Every stack with as many layers has exactly the
-    same parameters whatever its rates: only the spacing of the taps differs. Weights are
-    Kaiming-normal from ``seed``.
-    """
-    if not rates or min(int(r) for r in rates) < 1:
-        raise ValueError(f"rates must be a non-empty sequence of integers >= 1, got {rates!r}")
-    strides = tuple(strides) if strides is not None else (1,) * len(rates)
-    if len(strides) != len(rates):
-        raise ValueError(f"strides ({len(strides)}) and rates ({len(rates)}) differ in length")
-    generator = torch.Generator().manual_seed(seed)
-    layers = []
-    prev = in_channels
-    for r, s in zip(rates, strides, strict=True):
-        conv = nn.Conv2d(prev, channels, kernel_size, stride=int(s), dilation=int(r),
-                         padding=int(r) * (kernel_size - 1) // 2, bias=False)
-        with torch.no_grad():  # Kaiming normal (fan-in, ReLU gain) from our own generator
-            std = (2.0 / (prev * kernel_size**2)) ** 0.5
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * std)
-        layers.append(nn.Sequential(conv, nn.ReLU()))
-        prev = channels
-    return nn.Sequential(*layers)
-
-
-def _first_in_channels(model: nn.Module) -> int:
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    raise ValueError("the model has no Conv2d: pass an input tensor instead of a size")
-
-
-def effective_receptive_field(
-    model: nn.Module,
-    inputs: torch.Tensor | int | tuple[int, int],
-    samples: int = 4,
-    position: tuple[int, int] | None = None,
-    seed: int = 0,
-) -> torch.Tensor:
-    """The effective receptive field (Luo et al., NeurIPS 2016) of one output pixel: [H, W].
-
-    For each input image, the sum over channels of the output at ``position`` (default: the
-    centre of the output) is differentiated with respect to the input; the result is
-    ``|gradient|`` summed over the input channels and averaged over the images. Zero means
-    "this input pixel cannot change that output"; the non-zero support is the theoretical
-    receptive field (with holes if dilation leaves some pixels unvisited).
-
-    Args:
-        model: any network; it is run in eval mode (BatchNorm statistics would otherwise
-            connect every pixel of the batch) and its mode is restored afterwards. A dict
-            output uses ``"out"``.
-        inputs: images [N, C, H, W] to average over, or a size ``H`` / ``(H, W)``: then
-            ``samples`` uniform random images (``seed``) with the first convolution's channels.
-        position: ``(row, col)`` of the output pixel.
-    """
-    if isinstance(inputs, torch.Tensor):
-        if inputs.dim() != 4:
-            raise ValueError(f"inputs must be [N, C, H, W], got shape {tuple(inputs.shape)}")
-        x = inputs.detach().float().clone()
-    else:
-        h, w = (inputs, inputs) if isinstance(inputs, int) else (int(v) for v in inputs)
-        if h < 1 or w < 1 or samples < 1:
-            raise ValueError(f"size and samples must be >= 1, got {inputs!r}, {samples}")
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.rand(samples, _first_in_channels(model), h, w, generator=generator)
-    param = next(model.parameters(), None)
-    x = x.to(param.device if param is not None else "cpu").requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            out = model(x)
-            out = out["out"] if isinstance(out, dict) else out
-            r, c = position if position is not None else (out.shape[-2] // 2, out.shape[-1] // 2)
-            if not (0 <= r < out.shape[-2] and 0 <= c < out.shape[-1]):
-                raise ValueError(f"position {(r, c)} is outside the output {tuple(out.shape[-2:])}")
-            (grad,) = torch.autograd.grad(out[:, :, r, c].sum(), x)
-    finally:
-        model.train(was_training)
-    return grad.abs().sum(1).mean(0).detach().cpu()
-
-
-def receptive_field_stats(erf: torch.Tensor, mass: float = 0.9) -> dict[str, float]:
-    """Numbers that describe an ERF map [H, W] (from :func:`effective_receptive_field`).
-
-    ``extent``: side of the bounding box of the non-zero pixels (the measured theoretical RF,
-    clipped by the image); ``holes``: share of that box whose gradient is exactly zero
-    (dilation's "gridding"); ``mass_side``: side of the smallest square around the peak's
-    centre of mass holding ``mass`` of the total gradient (Luo et al.: far smaller than the
-    theoretical RF, and Gaussian-shaped).
-    """
-    if erf.dim() != 2:
-        raise ValueError(f"erf must be a 2-D map [H, W], got shape {tuple(erf.shape)}")
-    total = float(erf.sum())
-    if total <= 0:
-        raise ValueError("the ERF is zero everywhere: the output does not depend on the input")
-    support = erf > 0
-    rows = torch.nonzero(support.any(1)).flatten()
-    cols = torch.nonzero(support.any(0)).flatten()
-    box = support[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
-    ys, xs = torch.meshgrid(torch.arange(erf.shape[0]), torch.arange(erf.shape[1]),
-                            indexing="ij")
-    cy = float((erf * ys).sum() / total)
-    cx = float((erf * xs).sum() / total)
-    chebyshev = torch.maximum((ys - round(cy)).abs(), (xs - round(cx)).abs())
-    by_ring = torch.bincount(chebyshev.flatten(), weights=erf.flatten().double())
-    radius = int(torch.searchsorted(torch.cumsum(by_ring, 0) / by_ring.sum(),
-                                    torch.tensor([mass], dtype=torch.float64)).item())
-    return {
-        "extent": int(max(box.shape)),
-        "holes": float(1.0 - box.float().mean()),
-        "mass_side": 2 * radius + 1,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Speed against torchvision
-# --------------------------------------------------------------------------------------------
-def benchmark_vs_torchvision(
-    size: int = 128, batch: int = 2, repeats: int = 5, device: torch.device | str | None = None
-) -> dict[str, Any]:
-    """Training-step time of our full DeepLab v3 (ResNet-50, output stride 8, 21 classes, aux)
-    against ``torchvision.models.segmentation.deeplabv3_resnet50`` (no weights) on the same
-    input; returns ``{"ours_ms", "torchvision_ms", "ratio", "device", "size", "batch"}``
-    (``ratio`` = ours / torchvision, medians of ``repeats`` steps)."""
-    from torchvision.models.segmentation import deeplabv3_resnet50
-
-    from .. import config
-    from ..bench import train_step_time
-
-    device = config.get_device() if device is None else torch.device(device)
-    torch.manual_seed(0)
-    x = torch.rand(batch, 3, size, size, device=device)
-    target = torch.randint(0, 21, (batch, size, size), device=device)
-    ours = DeepLabV3(num_classes=21, output_stride=8, aux=True, full=True).to(device)
-    theirs = deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21,
-                                aux_loss=True).to(device)
-    t_theirs = train_step_time(theirs, x, target, repeats=repeats)["median_ms"]
-    t_ours = train_step_time(ours, x, target, repeats=repeats)["median_ms"]
-    return {"ours_ms": t_ours, "torchvision_ms": t_theirs, "ratio": t_ours / t_theirs,
-            "device": device.type, "size": size, "batch": batch}
-
-
 __all__ = [
     "V2_RATES",
     "V3_RATES",
@@ -622,7 +427,6 @@ __all__ = [
     "DeepLabHead",
     "DeepLabV3",
     "DeepLabV3Plus",
-    "benchmark_vs_torchvision",
     "dilated_receptive_field",
     "conv_stack",
     "effective_receptive_field",

@@ -48,11 +48,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..runtime import evaluating
 from . import register_model
 from .backbones import VGG_DEPTHS, BasicBlock, Bottleneck, build_backbone
 from .blocks import ConvBNReLU, check_channels, check_input, resize_to
 from .contract import SizeTable
-from .fcn import crop_to
+from .heads import crop_to
 
 
 @dataclass(frozen=True)
@@ -616,13 +617,8 @@ def decoder_memory_bytes(model: nn.Module, x: torch.Tensor) -> dict[str, object]
             f"{type(model).__name__} has no encode() method; decoder_memory_bytes supports "
             "SegNet, DeconvNet, LinkNet and U-Net"
         )
-    was_training = model.training
-    model.eval()  # batch-norm in eval mode: a batch of 1 works at any size
-    try:
-        with torch.no_grad():
-            _, kept = model.encode(x)
-    finally:
-        model.train(was_training)
+    with evaluating(model):  # batch-norm in eval mode: a batch of 1 works at any size
+        _, kept = model.encode(x)
     tensors = []
     kind = "features"
     kept_bytes = compact = feature_bytes = 0

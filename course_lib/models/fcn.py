@@ -42,6 +42,7 @@ from . import register_model
 from .backbones import build_backbone
 from .blocks import check_channels
 from .contract import SizeTable
+from .heads import crop_to
 
 VARIANTS = {"32s": (), "16s": ("c4",), "8s": ("c4", "c3")}  # skips fused, coarse to fine
 
@@ -100,14 +101,6 @@ class FixedBilinearUpsample(nn.Module):
         weight = self.kernel.to(x.dtype).expand(c, 1, -1, -1)
         return F.conv_transpose2d(x, weight, stride=self.factor, padding=self.factor // 2,
                                   groups=c)
-
-
-def crop_to(x: torch.Tensor, ref: torch.Tensor | tuple[int, int]) -> torch.Tensor:
-    """FCN's crop layer: keep the top-left ``H x W`` of ``x`` (the size of ``ref``)."""
-    h, w = ref.shape[-2:] if isinstance(ref, torch.Tensor) else ref
-    if x.shape[-2] < h or x.shape[-1] < w:
-        raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to the larger size {(h, w)}")
-    return x[..., :h, :w]
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +331,6 @@ __all__ = [
     "bilinear_kernel",
     "bilinear_conv_transpose",
     "FixedBilinearUpsample",
-    "crop_to",
     "L2NormScale",
     "GlobalContext",
     "FCN",

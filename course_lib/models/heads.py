@@ -7,29 +7,30 @@ of them, an optional auxiliary head on another, one bilinear resize back to the 
 A family that fits this shape (DeepLab v1–v3, PSPNet, DANet, ...) writes only its
 constructor; its forward pass is this one.
 
-Also here, once: torchvision's ``FCNHead`` (the auxiliary head of PSPNet and DeepLab v3) and
-the course's GroupNorm rule.
+Also here, once, the pieces several families share: torchvision's ``FCNHead`` (the
+auxiliary head of PSPNet and DeepLab v3), FCN's top-left crop (:func:`crop_to`, also
+LinkNet's), the feature pyramid (:class:`FeaturePyramid`: FPN, Mask R-CNN, PANet) and the
+course's GroupNorm rule (:func:`group_norm`, defined with the other norms in
+:mod:`~course_lib.models.blocks`).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 
-from .blocks import ConvBNReLU, resize_to
+from .blocks import ConvBNReLU, group_norm, resize_to
 
 
-def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 2) -> nn.Module:
-    """GroupNorm with as many groups as possible (≤ ``max_groups``, the paper's 32) such that
-    each group holds at least ``min_per_group`` channels; identity for a single channel.
-
-    With at least two channels per group, the statistics are never taken over one value, even
-    for a 1x1 map of a single image (a pooled branch with batch 1).
-    """
-    groups = next((g for g in (32, 16, 8, 4, 2, 1)
-                   if g <= max_groups and channels % g == 0 and channels // g >= min_per_group),
-                  None)
-    return nn.Identity() if groups is None else nn.GroupNorm(groups, channels)
+def crop_to(x: torch.Tensor, ref: torch.Tensor | tuple[int, int]) -> torch.Tensor:
+    """FCN's crop layer: keep the top-left ``H x W`` of ``x`` (the size of ``ref``)."""
+    h, w = ref.shape[-2:] if isinstance(ref, torch.Tensor) else ref
+    if x.shape[-2] < h or x.shape[-1] < w:
+        raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to the larger size {(h, w)}")
+    return x[..., :h, :w]
 
 
 class FCNHead(nn.Sequential):
@@ -43,6 +44,52 @@ class FCNHead(nn.Sequential):
             nn.Dropout(dropout),
             nn.Conv2d(inter, num_classes, 1),
         )
+
+
+class FeaturePyramid(nn.Module):
+    """Lateral 1x1 convs, top-down nearest upsampling + addition, 3x3 smoothing (Fig. 3).
+
+    ``forward(features)`` takes a mapping of maps ordered fine to coarse (the backbone's
+    ``c2..c5``) and returns an ``OrderedDict`` with the same keys of ``out_channels`` maps:
+    ``P_k = smooth_k(lateral_k(C_k) + up(P'_{k+1}))``. With the weights copied it computes
+    exactly what ``torchvision.ops.FeaturePyramidNetwork`` does (tested).
+
+    ``top_down=False`` drops the top-down addition (``P_k = smooth_k(lateral_k(C_k))``): an
+    ablation, not the paper's network — each level then knows only its own stage.
+    """
+
+    def __init__(self, in_channels_list: Sequence[int], out_channels: int = 256,
+                 top_down: bool = True) -> None:
+        super().__init__()
+        self.top_down = bool(top_down)
+        if not in_channels_list or min(in_channels_list) < 1 or out_channels < 1:
+            raise ValueError(
+                f"FeaturePyramid needs channel counts >= 1, got {list(in_channels_list)} "
+                f"→ {out_channels}"
+            )
+        self.lateral = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels_list)
+        self.smooth = nn.ModuleList(
+            nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in in_channels_list
+        )
+        for m in self.modules():  # the paper's (and torchvision's) initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=1)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, features: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+        names, maps = list(features), list(features.values())
+        if len(maps) != len(self.lateral):
+            raise ValueError(f"FeaturePyramid expects {len(self.lateral)} maps, got {names}")
+        top = self.lateral[-1](maps[-1])  # coarsest level: lateral only
+        results = [self.smooth[-1](top)]
+        for i in range(len(maps) - 2, -1, -1):  # top-down, coarse to fine
+            lateral = self.lateral[i](maps[i])  # lateral 1x1
+            if self.top_down:
+                top = lateral + resize_to(top, lateral, mode="nearest")  # upsample + add
+            else:  # ablation: no top-down path
+                top = lateral
+            results.insert(0, self.smooth[i](top))  # 3x3 smoothing
+        return OrderedDict(zip(names, results, strict=True))
 
 
 class SimpleSegmentationModel(nn.Module):
@@ -64,11 +111,12 @@ class SimpleSegmentationModel(nn.Module):
         self.out_key, self.aux_key = out_key, aux_key
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(x)
-        result = {"out": resize_to(self.classifier(features[self.out_key]), x)}
-        if self.aux_classifier is not None:
+        features = self.backbone(x)  # c2..c5
+        logits = self.classifier(features[self.out_key])  # the head on the last stage
+        result = {"out": resize_to(logits, x)}  # bilinear to the image
+        if self.aux_classifier is not None:  # deep supervision on an earlier stage
             result["aux"] = resize_to(self.aux_classifier(features[self.aux_key]), x)
         return result
 
 
-__all__ = ["FCNHead", "SimpleSegmentationModel", "group_norm"]
+__all__ = ["FCNHead", "FeaturePyramid", "SimpleSegmentationModel", "crop_to", "group_norm"]

@@ -30,8 +30,7 @@ Deviations from the papers (stated once, here):
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,7 +40,7 @@ from . import register_model
 from .backbones import FEATURE_KEYS, build_backbone
 from .blocks import ConvBNReLU, check_channels, resize_to
 from .contract import SizeTable
-from .heads import FCNHead, group_norm
+from .heads import FCNHead, FeaturePyramid, SimpleSegmentationModel, group_norm
 
 
 @dataclass(frozen=True)
@@ -66,54 +65,9 @@ PSPNET_SIZES = SizeTable(small=PSPNetSizes("resnet_tiny", 16, 64),
 
 
 # --------------------------------------------------------------------------------------------
-# FPN (Lin et al. 2017, Fig. 3) and its semantic branch (Kirillov et al. 2019, Fig. 3)
+# FPN (Lin et al. 2017, Fig. 3; the pyramid itself, shared with Mask R-CNN, is
+# heads.FeaturePyramid) and its semantic branch (Kirillov et al. 2019, Fig. 3)
 # --------------------------------------------------------------------------------------------
-class FeaturePyramid(nn.Module):
-    """Lateral 1x1 convs, top-down nearest upsampling + addition, 3x3 smoothing (Fig. 3).
-
-    ``forward(features)`` takes a mapping of maps ordered fine to coarse (the backbone's
-    ``c2..c5``) and returns an ``OrderedDict`` with the same keys of ``out_channels`` maps:
-    ``P_k = smooth_k(lateral_k(C_k) + up(P'_{k+1}))``. With the weights copied it computes
-    exactly what ``torchvision.ops.FeaturePyramidNetwork`` does (tested).
-
-    ``top_down=False`` drops the top-down addition (``P_k = smooth_k(lateral_k(C_k))``): an
-    ablation, not the paper's network — each level then knows only its own stage.
-    """
-
-    def __init__(self, in_channels_list: Sequence[int], out_channels: int = 256,
-                 top_down: bool = True) -> None:
-        super().__init__()
-        self.top_down = bool(top_down)
-        if not in_channels_list or min(in_channels_list) < 1 or out_channels < 1:
-            raise ValueError(
-                f"FeaturePyramid needs channel counts >= 1, got {list(in_channels_list)} "
-                f"→ {out_channels}"
-            )
-        self.lateral = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels_list)
-        self.smooth = nn.ModuleList(
-            nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in in_channels_list
-        )
-        for m in self.modules():  # the paper's (and torchvision's) initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_uniform_(m.weight, a=1)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, features: Mapping[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
-        names, maps = list(features), list(features.values())
-        if len(maps) != len(self.lateral):
-            raise ValueError(f"FeaturePyramid expects {len(self.lateral)} maps, got {names}")
-        top = self.lateral[-1](maps[-1])  # coarsest level: lateral only
-        results = [self.smooth[-1](top)]
-        for i in range(len(maps) - 2, -1, -1):  # top-down, coarse to fine
-            lateral = self.lateral[i](maps[i])  # lateral 1x1
-            if self.top_down:
-                top = lateral + resize_to(top, lateral, mode="nearest")  # upsample + add
-            else:  # ablation: no top-down path
-                top = lateral
-            results.insert(0, self.smooth[i](top))  # 3x3 smoothing
-        return OrderedDict(zip(names, results, strict=True))
-
-
 class SemanticFPNHead(nn.Module):
     """Panoptic FPN's semantic branch (Kirillov et al. 2019, Fig. 3).
 
@@ -292,15 +246,31 @@ class PyramidPooling(nn.Module):
         return torch.cat([x] + [resize_to(branch(x), x) for branch in self.branches], dim=1)
 
 
+class PSPHead(nn.Sequential):
+    """PSPNet's classifier on ``c5``: pyramid pooling → 3x3 fuse (BN, ReLU) → dropout →
+    1x1 classes (Fig. 3, right half)."""
+
+    def __init__(self, in_ch: int, num_classes: int, channels: int,
+                 bins: Sequence[int] = (1, 2, 3, 6), dropout: float = 0.1) -> None:
+        ppm = PyramidPooling(in_ch, bins)
+        super().__init__(
+            ppm,  # pool at 1, 2, 3, 6 bins, 1x1 conv, upsample, concatenate with c5
+            ConvBNReLU(ppm.out_channels, channels, 3),  # 3x3 fuse
+            nn.Dropout2d(dropout),
+            nn.Conv2d(channels, num_classes, 1),  # class scores at stride 8
+        )
+
+
 @register_model("pspnet", family="multiscale", paper="Zhao et al., CVPR 2017", year=2017,
                 output="dict", test_kwargs={"width": 4, "channels": 16}, full_params=48_950_872)
-class PSPNet(nn.Module):
+class PSPNet(SimpleSegmentationModel):
     """PSPNet: dilated ResNet (output stride 8) → pyramid pooling → 3x3 fuse → classes.
 
-    ``forward`` returns ``{"out": logits, "aux": aux_logits}`` (both [N, K, H, W]) in training
-    *and* in eval mode (``"aux"`` only when ``aux=True``, the default), like torchvision's
-    segmentation models: :func:`course_lib.train.fit` adds ``aux_weight`` (0.4, the paper's)
-    times the auxiliary loss; prediction uses ``"out"``.
+    Its forward pass is :class:`SimpleSegmentationModel`'s: ``{"out": logits, "aux":
+    aux_logits}`` (both [N, K, H, W]) in training *and* in eval mode (``"aux"`` only when
+    ``aux=True``, the default), like torchvision's segmentation models:
+    :func:`course_lib.train.fit` adds ``aux_weight`` (0.4, the paper's) times the auxiliary
+    loss; prediction uses ``"out"``. The auxiliary head is the FCN head on ``c4`` (res4b22).
 
     Args:
         in_channels, num_classes: image channels and ``K``.
@@ -325,37 +295,25 @@ class PSPNet(nn.Module):
         aux: bool = True,
         dropout: float = 0.1,
     ) -> None:
-        super().__init__()
         check_channels("PSPNet", in_channels, num_classes)
         sizes = PSPNET_SIZES.resolve("PSPNet", full, backbone=backbone, width=width,
                                      channels=channels)
-        channels = sizes.channels
-        self.backbone = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride,
-                                       full=full)
-        ch = self.backbone.channels
-        self.ppm = PyramidPooling(ch["c5"], bins)
-        self.classifier = nn.Sequential(
-            ConvBNReLU(self.ppm.out_channels, channels, 3),  # 3x3 fuse
-            nn.Dropout2d(dropout),
-            nn.Conv2d(channels, num_classes, 1),
-        )
-        self.aux_classifier = FCNHead(ch["c4"], num_classes) if aux else None
+        trunk = build_backbone(sizes.backbone, in_channels, sizes.width, output_stride, full=full)
+        ch = trunk.channels
+        head = PSPHead(ch["c5"], num_classes, sizes.channels, bins, dropout)
+        super().__init__(trunk, head, FCNHead(ch["c4"], num_classes) if aux else None)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.backbone(x)  # dilated: c4, c5 at stride 8
-        out = self.classifier(self.ppm(feats["c5"]))  # pyramid pooling, fuse, classify
-        result = {"out": resize_to(out, x)}  # bilinear to the image
-        if self.aux_classifier is not None:  # deep supervision on c4 (res4b22)
-            result["aux"] = resize_to(self.aux_classifier(feats["c4"]), x)
-        return result
+    @property
+    def ppm(self) -> PyramidPooling:
+        """The pyramid pooling module (the first stage of the classifier)."""
+        return self.classifier[0]
 
 
 __all__ = [
-    "group_norm",
-    "FCNHead",
     "FeaturePyramid",
     "SemanticFPNHead",
     "FPN",
     "PyramidPooling",
+    "PSPHead",
     "PSPNet",
 ]

@@ -7,6 +7,7 @@ point, the unsolved student version none.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -99,7 +100,10 @@ def test_build_course_writes_config_and_one_folder_per_notebook(tmp_path: Path,
 
 
 def _nbgrader(course: Path, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+    # nbgrader runs the `alembic` command of its environment: put the venv's bin/ on PATH
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 

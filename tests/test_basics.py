@@ -1,4 +1,5 @@
-"""Tests of course_lib.models.basics: CNN arithmetic, LSTM/RNN against torch, autoencoders, GANs."""
+"""course_lib.models.basics: LeNet/MLP, LSTM/RNN against torch, autoencoders, GANs, and the
+small training loops (smoke-run caps, modes restored)."""
 
 from __future__ import annotations
 
@@ -18,33 +19,6 @@ def _seed(seed: int = 0) -> None:
 
 
 # ------------------------------------------------------------------------------------ CNN
-
-
-@pytest.mark.parametrize(
-    "size,k,s,p,d", [(32, 5, 1, 0, 1), (28, 2, 2, 0, 1), (45, 3, 2, 1, 1), (17, 3, 1, 2, 2),
-                     (64, 7, 2, 3, 1), (10, 4, 3, 0, 1)],
-)
-def test_conv_output_size_matches_conv2d(size, k, s, p, d):
-    conv = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)
-    out = conv(torch.zeros(1, 1, size, size)).shape[-1]
-    assert B.conv_output_size(size, k, s, p, d) == out
-
-
-def test_conv_output_size_too_small_raises():
-    with pytest.raises(ValueError, match="too small"):
-        B.conv_output_size(3, 5)
-
-
-def test_receptive_field_matches_gradient_support():
-    layers = [(3, 1), (2, 2), (3, 1), (2, 2), (5, 1)]
-    net = nn.Sequential(*[nn.Conv2d(1, 1, k, stride=s) for k, s in layers])
-    for m in net:
-        nn.init.constant_(m.weight, 1.0)
-    x = torch.ones(1, 1, 64, 64, requires_grad=True)
-    y = net(x)
-    y[0, 0, y.shape[-2] // 2, y.shape[-1] // 2].backward()
-    rows = (x.grad[0, 0] != 0).any(1).sum().item()
-    assert B.receptive_field(layers) == rows == 1 + 2 + 1 + 4 + 2 + 16
 
 
 def test_lenet_and_mlp_shapes_and_parameter_gap():
@@ -72,20 +46,6 @@ def test_train_classifier_learns_separable_toy_problem():
                               device="cpu", progress=False)
     assert hist["val_accuracy"][-1] == 1.0
     assert hist["train_loss"][-1] < hist["train_loss"][0]
-
-
-def test_shape_crops_are_labelled_single_objects():
-    pytest.importorskip("course_lib.data.synthetic")
-    crops = B.ShapeCrops(6, crop_size=32, image_size=64, seed=0)
-    assert crops.images.shape[1:] == (3, 32, 32) and crops.images.dtype == torch.float32
-    assert len(crops) == len(crops.labels) > 0
-    assert 0 <= crops.images.min() and crops.images.max() <= 1
-    assert crops.labels.min() >= 0 and crops.labels.max() < len(B.SHAPE_CLASSES)
-    assert crops.class_names[0] == "disk"
-    again = B.ShapeCrops(6, crop_size=32, image_size=64, seed=0)
-    assert torch.equal(crops.images, again.images)
-    with pytest.raises(ValueError, match="thing classes"):
-        B.ShapeCrops(2, classes=(0,))
 
 
 # ------------------------------------------------------------------------------------ RNN / LSTM
@@ -350,3 +310,65 @@ def test_classification_accuracy_counts():
     x = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0]]).reshape(3, 1, 2, 2)
     assert B.classification_accuracy(model, x, torch.tensor([0, 1, 1]), device="cpu") == 2 / 3
     assert F.softmax(torch.zeros(2), 0).sum() == 1
+
+
+# ------------------------------------------------------------------------------------ smoke runs
+
+
+def _count_calls(model: nn.Module) -> dict[str, int]:
+    """Forward calls of ``model`` in training and in eval mode."""
+    calls = {"train": 0, "eval": 0}
+
+    def hook(module: nn.Module, args: object) -> None:
+        calls["train" if module.training else "eval"] += 1
+
+    model.register_forward_pre_hook(hook)
+    return calls
+
+
+def test_hand_written_loops_stop_after_two_steps_in_a_smoke_run(monkeypatch) -> None:
+    """COURSE_SMOKE=1: each training loop of basics takes SMOKE_STEPS optimiser steps (one
+    epoch) and each evaluation reads SMOKE_STEPS batches, whatever the epochs asked for."""
+    from course_lib import config
+
+    monkeypatch.setenv(config.SMOKE_VAR, "1")
+    _seed()
+    x, y = torch.rand(40, 3, 32, 32), torch.arange(40) % 2
+    data = torch.utils.data.TensorDataset(x, y)
+    lenet = B.LeNet(num_classes=2)
+    calls = _count_calls(lenet)
+    hist = B.train_classifier(lenet, data, data, epochs=5, batch_size=4, device="cpu",
+                              progress=False)
+    assert calls["train"] == config.SMOKE_STEPS
+    assert len(hist["train_loss"]) == len(hist["val_accuracy"]) == 1
+    calls["eval"] = 0
+    B.classification_accuracy(lenet, x, y, batch_size=4, device="cpu")
+    assert calls["eval"] == config.SMOKE_STEPS
+
+    ae = B.ConvAutoencoder(width=4, bottleneck=2, depth=2)
+    calls = _count_calls(ae)
+    assert len(B.train_autoencoder(ae, x, epochs=4, batch_size=4, progress=False)) == 1
+    B.reconstruction_error(ae, x, batch_size=4)
+    assert calls == {"train": config.SMOKE_STEPS, "eval": config.SMOKE_STEPS}
+
+    model = B.SequenceClassifier(num_tokens=5, hidden_size=4)
+    tokens, targets = B.make_recall_task(16, seq_len=5)
+    hist = B.train_sequence_classifier(model, tokens, targets, steps=50, batch_size=4,
+                                       progress=False)
+    assert len(hist["loss"]) == config.SMOKE_STEPS
+
+    g, d = B.DCGANGenerator(latent_dim=4, width=4, image_size=8), B.DCGANDiscriminator(
+        width=4, image_size=8)
+    gan = B.train_gan(g, d, torch.rand(40, 3, 8, 8) * 2 - 1, epochs=3, batch_size=4,
+                      device="cpu", progress=False)
+    assert len(gan.d_loss) == config.SMOKE_STEPS and len(gan.samples) == 1
+
+
+def test_evaluation_helpers_restore_the_models_mode() -> None:
+    ae = B.ConvAutoencoder(width=4, bottleneck=2, depth=2).train()
+    B.reconstruction_error(ae, torch.rand(3, 3, 16, 16))
+    assert ae.training and all(m.training for m in ae.modules())
+    lenet = B.LeNet(num_classes=2).train()
+    B.classification_accuracy(lenet, torch.rand(3, 3, 32, 32), torch.zeros(3, dtype=torch.long),
+                              device="cpu")
+    assert lenet.training

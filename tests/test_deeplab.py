@@ -157,3 +157,35 @@ def test_benchmark_vs_torchvision_returns_a_ratio() -> None:
     result = deeplab_vs_torchvision(size=32, batch=2, repeats=1, device="cpu")
     assert set(result) >= {"ours_ms", "torchvision_ms", "ratio"}
     assert result["ratio"] == pytest.approx(result["ours_ms"] / result["torchvision_ms"])
+
+
+def test_v3_without_aspp_is_the_same_head_with_one_plain_conv() -> None:
+    from course_lib.models.blocks import ConvBNReLU
+    from course_lib.models.deeplab import ASPP
+
+    with_aspp = DeepLabV3(width=4, channels=8, aux=False)
+    without = DeepLabV3(width=4, channels=8, aux=False, aspp=False)
+    assert isinstance(with_aspp.classifier[0], ASPP)
+    plain = without.classifier[0]
+    assert isinstance(plain, ConvBNReLU) and plain[0].kernel_size == (3, 3)
+    assert plain[0].dilation == (1, 1) and plain[0].out_channels == 8
+    assert [type(m) for m in list(with_aspp.classifier)[1:]] == [
+        type(m) for m in list(without.classifier)[1:]]
+    with torch.no_grad():
+        assert without.eval()(torch.rand(1, 3, 40, 40))["out"].shape == (1, 12, 40, 40)
+
+
+@pytest.mark.parametrize("rate", [1, 2, 5, 6, 12])
+def test_atrous_conv_shortcut_equals_the_full_dilated_conv(rate: int) -> None:
+    """When the rate reaches the map size, AtrousConv2d drops the taps that only see padding:
+    the result must be exactly that of the plain dilated convolution (DeepLab v3, Sec. 3.3)."""
+    from course_lib.models.deeplab import AtrousConv2d
+
+    torch.manual_seed(rate)
+    for groups in (1, 4):
+        conv = AtrousConv2d(4, 8, rate, bias=True, groups=groups)
+        for h, w in ((3, 3), (6, 6), (5, 13), (1, 9)):
+            x = torch.randn(2, 4, h, w)
+            expected = F.conv2d(x, conv.weight, conv.bias, padding=rate, dilation=rate,
+                                groups=groups)
+            torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)

@@ -20,7 +20,7 @@ from course_lib.models.encoder_decoder import (
 
 
 def test_registered_in_family() -> None:
-    assert {"deconvnet", "segnet", "linknet", "hrnet"} <= set(list_models("encoder-decoder"))
+    assert {"deconvnet", "segnet", "linknet", "hrnet"} <= set(list_models("encoder_decoder"))
     assert "Badrinarayanan" in get_spec("segnet").paper
 
 

@@ -429,6 +429,13 @@ def test_matrix_covers_every_registered_model() -> None:
         assert spec.size_multiple >= 1, f"{name}: size_multiple {spec.size_multiple}"
 
 
+def test_every_family_name_is_its_module() -> None:
+    for name in list_models():
+        spec = get_spec(name)
+        module = spec.builder.__module__.removeprefix("course_lib.models.").split(".")[0]
+        assert spec.family == module, f"{name}: family {spec.family!r} but module {module!r}"
+
+
 def _spec(name: str, cls: type[nn.Module], **kw: object) -> ModelSpec:
     return ModelSpec(name=name, builder=cls, family="test", paper="-", year=2024, **kw)
 

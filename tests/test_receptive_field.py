@@ -1,4 +1,5 @@
-"""Receptive fields (notebook 11): the dilated RF formula, the gradient-based effective
+"""Receptive fields (course_lib/receptive_field.py; notebooks 01 and 11): the output-size and
+RF formulas against Conv2d and gradients, the dilated RF formula, the gradient-based effective
 receptive field of single convolutions and stacks, its statistics, and the explorer widget."""
 
 from __future__ import annotations
@@ -7,13 +8,55 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.models.deeplab import (
-    DeepLabV3,
+from course_lib import receptive_field as rf_tools
+from course_lib.models import build_model
+from course_lib.receptive_field import (
+    conv_output_size,
     conv_stack,
     dilated_receptive_field,
     effective_receptive_field,
+    receptive_field,
     receptive_field_stats,
 )
+
+
+@pytest.mark.parametrize(
+    "size,k,s,p,d", [(32, 5, 1, 0, 1), (28, 2, 2, 0, 1), (45, 3, 2, 1, 1), (17, 3, 1, 2, 2),
+                     (64, 7, 2, 3, 1), (10, 4, 3, 0, 1)],
+)
+def test_conv_output_size_matches_conv2d(size: int, k: int, s: int, p: int, d: int) -> None:
+    conv = nn.Conv2d(1, 1, k, stride=s, padding=p, dilation=d)
+    out = conv(torch.zeros(1, 1, size, size)).shape[-1]
+    assert conv_output_size(size, k, s, p, d) == out
+
+
+def test_conv_output_size_too_small_raises() -> None:
+    with pytest.raises(ValueError, match="too small"):
+        conv_output_size(3, 5)
+
+
+def test_receptive_field_matches_gradient_support() -> None:
+    layers = [(3, 1), (2, 2), (3, 1), (2, 2), (5, 1)]
+    net = nn.Sequential(*[nn.Conv2d(1, 1, k, stride=s) for k, s in layers])
+    for m in net:
+        nn.init.constant_(m.weight, 1.0)
+    x = torch.ones(1, 1, 64, 64, requires_grad=True)
+    y = net(x)
+    y[0, 0, y.shape[-2] // 2, y.shape[-1] // 2].backward()
+    rows = (x.grad[0, 0] != 0).any(1).sum().item()
+    assert receptive_field(layers) == rows == 1 + 2 + 1 + 4 + 2 + 16
+
+
+def test_the_old_homes_still_export_the_same_functions() -> None:
+    """Notebook 01 uses basics.conv_output_size / receptive_field, notebook 11 imports the ERF
+    tools from deeplab: both are this module's functions, not copies."""
+    from course_lib.models import basics, deeplab
+
+    assert basics.conv_output_size is rf_tools.conv_output_size
+    assert basics.receptive_field is rf_tools.receptive_field
+    for name in ("dilated_receptive_field", "conv_stack", "effective_receptive_field",
+                 "receptive_field_stats"):
+        assert getattr(deeplab, name) is getattr(rf_tools, name)
 
 
 def _single_conv(rate: int) -> nn.Conv2d:
@@ -86,7 +129,7 @@ def test_strided_stack_halves_the_output_and_its_rf_matches_the_formula() -> Non
 
 def test_erf_of_a_batchnorm_model_is_local_and_mode_is_restored() -> None:
     torch.manual_seed(0)
-    model = DeepLabV3(width=4, channels=8, output_stride=16, aux=False).train()
+    model = build_model("deeplabv3", width=4, channels=8, output_stride=16, aux=False).train()
     x = torch.rand(2, 3, 48, 48)
     erf = effective_receptive_field(model, x)
     assert model.training  # restored
@@ -129,37 +172,3 @@ def test_explorer_depth_slider_changes_the_view() -> None:
     assert ex.to_png().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="non-empty"):
         ReceptiveFieldExplorer({})
-
-
-def test_v3_without_aspp_is_the_same_head_with_one_plain_conv() -> None:
-    from course_lib.models.blocks import ConvBNReLU
-    from course_lib.models.deeplab import ASPP
-
-    with_aspp = DeepLabV3(width=4, channels=8, aux=False)
-    without = DeepLabV3(width=4, channels=8, aux=False, aspp=False)
-    assert isinstance(with_aspp.classifier[0], ASPP)
-    plain = without.classifier[0]
-    assert isinstance(plain, ConvBNReLU) and plain[0].kernel_size == (3, 3)
-    assert plain[0].dilation == (1, 1) and plain[0].out_channels == 8
-    assert [type(m) for m in list(with_aspp.classifier)[1:]] == [
-        type(m) for m in list(without.classifier)[1:]]
-    with torch.no_grad():
-        assert without.eval()(torch.rand(1, 3, 40, 40))["out"].shape == (1, 12, 40, 40)
-
-
-@pytest.mark.parametrize("rate", [1, 2, 5, 6, 12])
-def test_atrous_conv_shortcut_equals_the_full_dilated_conv(rate: int) -> None:
-    """When the rate reaches the map size, AtrousConv2d drops the taps that only see padding:
-    the result must be exactly that of the plain dilated convolution (DeepLab v3, Sec. 3.3)."""
-    import torch.nn.functional as F
-
-    from course_lib.models.deeplab import AtrousConv2d
-
-    torch.manual_seed(rate)
-    for groups in (1, 4):
-        conv = AtrousConv2d(4, 8, rate, bias=True, groups=groups)
-        for h, w in ((3, 3), (6, 6), (5, 13), (1, 9)):
-            x = torch.randn(2, 4, h, w)
-            expected = F.conv2d(x, conv.weight, conv.bias, padding=rate, dilation=rate,
-                                groups=groups)
-            torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)

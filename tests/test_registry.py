@@ -77,3 +77,16 @@ def test_every_model_rejects_zero_classes_clearly(name: str) -> None:
     spec = get_spec(name)
     with pytest.raises(ValueError, match="num_classes"):
         spec.builder(**{**spec.test_kwargs, "num_classes": 0})
+
+
+def test_a_family_is_the_name_of_its_module(clean_registry: None) -> None:
+    class Misfiled(nn.Module):
+        pass
+
+    Misfiled.__module__ = "course_lib.models.deeplab"
+    with pytest.raises(ValueError, match="family 'dilated' must be the name of its module, "
+                                         "'deeplab'"):
+        register_model("misfiled", family="dilated", paper="-", year=2024)(Misfiled)
+    Misfiled.__module__ = "course_lib.models.rcnn.mask_rcnn"  # a family package
+    register_model("misfiled", family="rcnn", paper="-", year=2024)(Misfiled)
+    assert get_spec("misfiled").family == "rcnn"

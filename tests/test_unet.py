@@ -18,7 +18,7 @@ from course_lib.models.unet import (
 
 
 def test_registered() -> None:
-    assert {"unet", "unetplusplus", "unet3d", "vnet"} <= set(list_models("medical"))
+    assert {"unet", "unetplusplus", "unet3d", "vnet"} <= set(list_models("unet"))
 
 
 def test_center_crop_and_concat() -> None:

@@ -23,7 +23,7 @@ class ModelSpec:
 
     name: str
     builder: Callable[..., nn.Module]
-    family: str  # the survey section, e.g. "baseline", "fcn", "encoder-decoder"
+    family: str  # the name of its module (= the survey family), e.g. "fcn", "encoder_decoder"
     paper: str  # short citation, e.g. "Long et al., CVPR 2015"
     year: int
     spatial_dims: int = 2  # 3 for volumetric models (input [N, C, D, H, W])
@@ -55,13 +55,23 @@ def register_model(
     output: str = "logits",
     full_params: int | None = None,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator adding a model to the registry under ``name``."""
+    """Class decorator adding a model to the registry under ``name``.
+
+    ``family`` is the name of the model's module (``"deeplab"`` for
+    ``course_lib/models/deeplab.py``, ``"rcnn"`` for the package ``models/rcnn/``), so a
+    family can be found from its name and its code from its family.
+    """
     if output not in ("logits", "dict", "detections"):
         raise ValueError(f"output must be 'logits', 'dict' or 'detections', got {output!r}")
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].builder is not cls:
             raise ValueError(f"model name {name!r} is already registered")
+        if cls.__module__.startswith(f"{__name__}."):  # a family module of the course
+            module = cls.__module__.removeprefix(f"{__name__}.").split(".")[0]
+            if family != module:
+                raise ValueError(f"model {name!r}: family {family!r} must be the name of its "
+                                 f"module, {module!r}")
         _REGISTRY[name] = ModelSpec(
             name=name, builder=cls, family=family, paper=paper, year=year,
             spatial_dims=spatial_dims, size_multiple=size_multiple,

@@ -161,7 +161,7 @@ def atrous_conv_bn_relu(in_ch: int, out_ch: int, rate: int, separable: bool = Fa
 # --------------------------------------------------------------------------------------------
 # DeepLab v1 (Chen et al. 2015): dilated VGG16, LargeFOV fc6, bilinear upsampling, dense CRF
 # --------------------------------------------------------------------------------------------
-@register_model("deeplabv1", family="dilated", paper="Chen et al., ICLR 2015", year=2015,
+@register_model("deeplabv1", family="deeplab", paper="Chen et al., ICLR 2015", year=2015,
                 output="dict", test_kwargs={"width": 4, "fc_channels": 16},
                 full_params=20_496_204)
 class DeepLabV1(SimpleSegmentationModel):
@@ -230,7 +230,7 @@ class ASPPSum(nn.Module):
         return sum(branch(x) for branch in self.branches)  # sum fusion
 
 
-@register_model("deeplabv2", family="dilated", paper="Chen et al., TPAMI 2017", year=2017,
+@register_model("deeplabv2", family="deeplab", paper="Chen et al., TPAMI 2017", year=2017,
                 output="dict", test_kwargs={"width": 4}, full_params=43_384_944)
 class DeepLabV2(SimpleSegmentationModel):
     """DeepLab v2: dilated ResNet (output stride 8) → ASPP-L (sum of rates 6/12/18/24) → x8.
@@ -309,7 +309,7 @@ class DeepLabHead(nn.Sequential):
         )
 
 
-@register_model("deeplabv3", family="dilated", paper="Chen et al., arXiv 2017", year=2017,
+@register_model("deeplabv3", family="deeplab", paper="Chen et al., arXiv 2017", year=2017,
                 output="dict", test_kwargs={"width": 4, "channels": 16, "output_stride": 8},
                 full_params=41_999_448)
 class DeepLabV3(SimpleSegmentationModel):
@@ -358,7 +358,7 @@ class DeepLabV3(SimpleSegmentationModel):
 # --------------------------------------------------------------------------------------------
 # DeepLab v3+ (Chen et al. 2018, Fig. 2): v3 encoder + a decoder with a stride-4 skip
 # --------------------------------------------------------------------------------------------
-@register_model("deeplabv3plus", family="dilated", paper="Chen et al., ECCV 2018", year=2018,
+@register_model("deeplabv3plus", family="deeplab", paper="Chen et al., ECCV 2018", year=2018,
                 test_kwargs={"width": 4, "channels": 16, "low_level_channels": 8},
                 full_params=26_693_820)
 class DeepLabV3Plus(nn.Module):

@@ -118,7 +118,7 @@ class Up(nn.Module):
         return self.conv(crop_and_concat(skip, self.up(x)))
 
 
-@register_model("unet", family="medical", paper="Ronneberger, Fischer & Brox, MICCAI 2015",
+@register_model("unet", family="unet", paper="Ronneberger, Fischer & Brox, MICCAI 2015",
                 year=2015, test_kwargs={"width": 4, "depth": 3}, full_params=31_038_348)
 class UNet(nn.Module):
     """U-Net: contracting path, bottleneck, expanding path with skip concatenation (Fig. 1).
@@ -180,7 +180,7 @@ class UNet(nn.Module):
 # --------------------------------------------------------------------------------------------
 # UNet++ (Zhou et al. 2018, Fig. 1)
 # --------------------------------------------------------------------------------------------
-@register_model("unetplusplus", family="medical", paper="Zhou et al., DLMIA 2018", year=2018,
+@register_model("unetplusplus", family="unet", paper="Zhou et al., DLMIA 2018", year=2018,
                 test_kwargs={"width": 4, "depth": 3}, full_params=9_160_044)
 class UNetPlusPlus(nn.Module):
     """UNet++: nested dense skip pathways and optional deep supervision (Fig. 1).
@@ -286,7 +286,7 @@ class DoubleConv3d(nn.Sequential):
         super().__init__(ConvGNReLU3d(in_ch, mid_ch, norm), ConvGNReLU3d(mid_ch, out_ch, norm))
 
 
-@register_model("unet3d", family="medical", paper="Çiçek et al., MICCAI 2016", year=2016,
+@register_model("unet3d", family="unet", paper="Çiçek et al., MICCAI 2016", year=2016,
                 spatial_dims=3, test_kwargs={"in_channels": 3, "width": 4, "depth": 2},
                 full_params=19_071_394)
 class UNet3D(nn.Module):
@@ -368,7 +368,7 @@ class ResidualStage3d(nn.Module):
         return self.act(self.convs(x) + residual)
 
 
-@register_model("vnet", family="medical", paper="Milletari, Navab & Ahmadi, 3DV 2016", year=2016,
+@register_model("vnet", family="unet", paper="Milletari, Navab & Ahmadi, 3DV 2016", year=2016,
                 spatial_dims=3, size_multiple=16,
                 test_kwargs={"in_channels": 3, "width": 4, "depth": 2, "convs": (1, 1, 1)},
                 full_params=65_820_034)

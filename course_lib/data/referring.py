@@ -371,6 +371,18 @@ class ReferringShapes(Dataset):
         """The visible mask (bool [S, S]) of one object of a scene."""
         return torch.from_numpy(self._raw[scene]["inst"] == object_id)
 
+    def picked_object(self, scene: int, probability: torch.Tensor) -> int:
+        """The object of scene ``scene`` whose pixels have the highest mean ``probability``
+        ([S, S], e.g. a model's probability of "the object meant"): the object it points at."""
+        inst = torch.from_numpy(self._raw[scene]["inst"]).long().flatten()
+        if probability.shape != self._raw[scene]["inst"].shape:
+            raise ValueError(f"probability must be [{self.image_size}, {self.image_size}], got "
+                             f"{tuple(probability.shape)}")
+        sums = torch.bincount(inst, weights=probability.flatten().double(), minlength=2)[1:]
+        counts = torch.bincount(inst, minlength=2)[1:]
+        means = torch.where(counts > 0, sums / counts.clamp(min=1), -1.0)
+        return int(means.argmax()) + 1
+
     def expressions(self, scene: int) -> list[str]:
         """The expressions generated for scene ``scene``."""
         return [e.text for s, _, e in self.items if s == scene]

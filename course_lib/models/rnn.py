@@ -26,7 +26,7 @@ confidence map); it is explained in notebook 12, not built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.data.referring import PAD, VOCABULARY
+from course_lib.runtime import evaluating, model_device
 
 from . import register_model
 from .backbones import build_backbone
@@ -426,6 +427,72 @@ class ReferringSegmenter(nn.Module):
         tokens = ids % (self.vocab_size - 1) + 1
         tokens[torch.arange(4)[None] >= lengths[:, None]] = PAD
         return (tokens.to(images.device),)
+
+
+def _referring_batch(batch: dict, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(batch[k].to(device) for k in ("image", "tokens", "mask"))
+
+
+def train_referring(model: ReferringSegmenter, loader: Iterable[dict], epochs: int,
+                    lr: float = 3e-3, object_weight: float = 3.0, progress: bool = True,
+                    device: torch.device | str | None = None) -> list[float]:
+    """Train the referring model on batches of ``{"image", "tokens", "mask"}`` (a DataLoader
+    over :class:`~course_lib.data.referring.ReferringShapes`); returns the mean loss of each
+    epoch. AdamW with a poly schedule, cross-entropy in which the object's pixels weigh
+    ``object_weight`` times the rest (Hu et al.: 1 vs 1/3), AMP on CUDA, a progress bar;
+    stops after :func:`course_lib.config.cap_steps` steps in a smoke run."""
+    from course_lib import config
+
+    device = config.get_device() if device is None else torch.device(device)
+    model.to(device).train()
+    total = config.cap_steps(epochs * len(loader))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: (1 - t / total) ** 0.9)
+    scaler = config.grad_scaler(device)
+    weight = torch.tensor([1.0, object_weight], device=device)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc="referring model", leave=False)
+    losses, step = [], 0
+    for _ in range(epochs):
+        running, seen = 0.0, 0
+        for batch in loader:
+            if step == total:
+                break
+            image, tokens, mask = _referring_batch(batch, device)
+            with config.autocast(device):
+                loss = F.cross_entropy(model(image, tokens).float(), mask, weight=weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"train_referring: loss {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            step += 1
+            running, seen = running + loss.item(), seen + 1
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        if seen:
+            losses.append(running / seen)
+    if bar is not None:
+        bar.close()
+    return losses
+
+
+def predict_referring(model: ReferringSegmenter, images: torch.Tensor, tokens: torch.Tensor,
+                      batch_size: int = 32) -> torch.Tensor:
+    """The masks (bool [N, H, W]) the model predicts for each image and its expression."""
+    if len(images) != len(tokens):
+        raise ValueError(f"one expression per image: got {len(images)} images and "
+                         f"{len(tokens)} expressions")
+    device = model_device(model)
+    with evaluating(model):
+        return torch.cat([model(images[i:i + batch_size].to(device),
+                                tokens[i:i + batch_size].to(device)).argmax(1).cpu() == 1
+                          for i in range(0, len(images), batch_size)])
 
 
 # ------------------------------------------------------------------------------------------

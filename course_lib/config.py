@@ -317,6 +317,7 @@ def using_profile(name: str) -> Iterator[Profile]:
 # processes on two cores fight: one training step measured 14x slower (16.7 -> 1.16 steps/s).
 THREADS_VAR = "COURSE_THREADS"  # torch's CPU threads; else OMP_NUM_THREADS; else the cores
 BUSY_LOAD_FACTOR = 1.5  # a 1-minute load average above this many times the cores is "busy"
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before the course changes it
 
 
 def available_cores() -> int:
@@ -339,7 +340,8 @@ def thread_setting() -> tuple[int, str]:
             if threads < 1:
                 raise ValueError(f"{var} must be a positive integer, got {raw!r}")
             return threads, var
-    return available_cores(), "the number of cores"
+    # never more than torch chose by itself at import (it may leave hyperthreads out)
+    return min(available_cores(), _TORCH_DEFAULT_THREADS), "the number of cores"
 
 
 def configure_threads() -> int:

@@ -173,6 +173,37 @@ def test_hand_case_and_conventions() -> None:
     assert coco_average_precision([perfect], [empty])["AP"] == -1
 
 
+def _rect(h: int, w: int, rows: slice, cols: slice) -> torch.Tensor:
+    m = torch.zeros(h, w, dtype=torch.bool)
+    m[rows, cols] = True
+    return m
+
+
+def test_matching_rules_equal_cocoeval() -> None:
+    """The cases random data rarely hits: an IoU tie between two ground truths (COCOeval
+    gives the detection the later one, which leaves the earlier one to a second detection),
+    and a regular object preferred to a better-overlapping crowd region."""
+    h, w, r = 20, 40, slice(0, 10)
+    # tie: dt1 overlaps A and B equally (IoU 110/130); dt2 matches only A above IoU 0.6
+    a, b = _rect(h, w, r, slice(0, 12)), _rect(h, w, r, slice(2, 14))
+    dt1, dt2 = _rect(h, w, r, slice(1, 13)), _rect(h, w, r, slice(0, 10))
+    # preference: dt3 covers a regular object C (IoU 0.8) inside a crowd region D (IoU 1)
+    c, d = _rect(h, w, slice(12, 20), slice(20, 30)), _rect(h, w, slice(10, 20), slice(18, 40))
+    dt3 = _rect(h, w, slice(12, 20), slice(20, 32))
+    gt_masks = torch.stack([a, b, c, d])
+    target = {"boxes": _boxes(gt_masks), "labels": torch.tensor([1, 1, 1, 1]),
+              "masks": gt_masks, "iscrowd": torch.tensor([0, 0, 0, 1])}
+    dt_masks = torch.stack([dt1, dt2, dt3])
+    pred = {"boxes": _boxes(dt_masks), "labels": torch.tensor([1, 1, 1]),
+            "scores": torch.tensor([0.9, 0.8, 0.7]), "masks": dt_masks[:, None].float()}
+    for iou_type in ("segm", "bbox"):
+        expected, _ = cocoeval_stats([pred], [target], iou_type)
+        ours = coco_average_precision([pred], [target], iou_type=iou_type)
+        got = np.array([ours[k] for k in STAT_NAMES])
+        assert np.all(np.abs(got - expected) <= 1e-6), (iou_type, got, expected)
+        assert ours["AP"] > 0.5  # both rules turn a detection into a true positive
+
+
 def test_bad_input_is_refused_clearly() -> None:
     predictions, targets = make_case(0, n_images=2)
     with pytest.raises(ValueError, match="iou_type"):

@@ -314,9 +314,10 @@ def test_forbid_in_an_exercise_block_blocks_only_the_students_calls(student_run:
             grading.check_close(delegating(cm), reference)
 
 
-# The four solutions confirmed to pass by one line of delegation (issue 22). Each notebook's
-# own solution (read from the notebook) passes with the same forbid= list; the delegating
-# one fails. The forbid lists are the ones the notebooks' check cells must pass.
+# The four solutions confirmed to pass by one line of delegation (issue 22), and the other
+# exercises whose check is a check_function. Each notebook's own solution (read from the
+# notebook) passes with the forbid= list; a delegating one fails. These are the lists the
+# notebooks' check cells pass.
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -330,16 +331,25 @@ def _notebook_solution(notebook: str, function: str) -> Callable:
     return namespace[function]
 
 
-def _confirmed_cases() -> list:
-    from course_lib import classic, losses, metrics
-    from course_lib.models import fcn
+def _delegation_cases() -> list:
+    import torch.nn.functional as F  # noqa: N812
+
+    from course_lib import classic, losses, metrics, receptive_field
+    from course_lib.models import basics, fcn, unet
+    from course_lib.models import encoder_decoder as ed
 
     g = torch.Generator().manual_seed(0)
     cm = torch.randint(0, 20, (4, 4), generator=g)
     hist = torch.randint(0, 50, (256,), generator=g).double()
     logits, target = torch.randn(2, 3, 5, 6, generator=g), torch.randint(0, 3, (2, 5, 6),
                                                                             generator=g)
-    return [
+    real, fake = torch.randn(5, generator=g) * 3, torch.randn(5, generator=g) * 3
+    pooled, indices, size = ed.IndexPool()(torch.randn(2, 3, 7, 9, generator=g))
+    feature = torch.rand(2, 3, 7, 5, generator=g)
+    skip, up = torch.rand(1, 4, 9, 7, generator=g), torch.rand(1, 2, 4, 4, generator=g)
+    layers = [(7, 2, 1), (3, 2, 1), (3, 1, 2), (3, 1, 4)]
+    autoencoder = basics.ConvAutoencoder(width=4, bottleneck=2, depth=3)
+    return [  # confirmed cases first
         pytest.param("18", "iou_from_confusion", [((cm,), metrics.iou_per_class(cm))],
                      lambda cm: metrics.iou_per_class(cm),
                      [metrics.iou_per_class, metrics.segmentation_metrics], id="18-iou"),
@@ -354,11 +364,39 @@ def _confirmed_cases() -> list:
                      lambda logits, target, smooth=1.0: losses.DiceLoss(smooth=smooth)(
                          logits, target),
                      [losses.DiceLoss], id="08-dice"),
+        pytest.param("01", "my_conv_output_size", [((32, 5), 28), ((17, 3, 1, 2, 2), 17)],
+                     lambda n, kernel, stride=1, padding=0, dilation=1:
+                     basics.conv_output_size(n, kernel, stride, padding, dilation),
+                     [basics.conv_output_size], id="01-conv_output_size"),
+        pytest.param("03", "my_code_size", [((45, 45, 3, 2), autoencoder.code_size(45, 45))],
+                     lambda h, w, depth, bottleneck: basics.ConvAutoencoder(
+                         width=4, bottleneck=bottleneck, depth=depth).code_size(h, w),
+                     [basics.ConvAutoencoder.code_size], id="03-code_size"),
+        pytest.param("04", "my_discriminator_loss",
+                     [((real, fake), basics.discriminator_loss(real, fake))],
+                     lambda r, f: basics.discriminator_loss(r, f),
+                     [basics.discriminator_loss], id="04-discriminator_loss"),
+        pytest.param("07", "my_max_unpool",
+                     [((pooled, indices, tuple(size)),
+                       torch.nn.MaxUnpool2d(2, stride=2)(pooled, indices, output_size=list(size)))],
+                     lambda p, i, size: F.max_unpool2d(p, i, 2, 2, output_size=list(size)),
+                     [ed.IndexUnpool, F.max_unpool2d], id="07-max_unpool"),
+        pytest.param("08", "my_crop_and_concat", [((skip, up), unet.crop_and_concat(skip, up))],
+                     lambda skip, up: unet.crop_and_concat(skip, up),
+                     [unet.crop_and_concat], id="08-crop_and_concat"),
+        pytest.param("09", "my_adaptive_avg_pool",
+                     [((feature, b), F.adaptive_avg_pool2d(feature, b)) for b in (1, 2, 3)],
+                     lambda x, bins: torch.nn.AdaptiveAvgPool2d(bins)(x),
+                     [F.adaptive_avg_pool2d], id="09-adaptive_avg_pool"),
+        pytest.param("11", "my_receptive_field",
+                     [((layers,), receptive_field.dilated_receptive_field(layers))],
+                     lambda layers: receptive_field.dilated_receptive_field(layers),
+                     [receptive_field.dilated_receptive_field], id="11-receptive_field"),
     ]
 
 
-@pytest.mark.parametrize("notebook, function, cases, delegating, forbid", _confirmed_cases())
-def test_confirmed_delegations_fail_and_the_notebook_solutions_pass(
+@pytest.mark.parametrize("notebook, function, cases, delegating, forbid", _delegation_cases())
+def test_delegating_solutions_fail_and_the_notebook_solutions_pass(
         notebook: str, function: str, cases: list, delegating: Callable, forbid: list,
         student_run: None, capsys: pytest.CaptureFixture) -> None:
     grading.check_function(delegating, cases, name=function)  # without forbid= it passed

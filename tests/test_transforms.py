@@ -1,5 +1,5 @@
 """Joint transforms: masks keep their labels, image and mask stay aligned, boxes follow,
-colour jitter touches the RGB image only."""
+colour jitter touches the RGB image only; elastic deformation keeps image and mask aligned."""
 
 from __future__ import annotations
 
@@ -106,3 +106,50 @@ def test_eval_transforms_resize_and_convert():
     assert out_img.shape == (3, 24, 24) and out_img.dtype == torch.float32
     assert float(out_img.max()) <= 1.0
     assert out_mask.shape == (24, 24) and set(out_mask.unique().tolist()) <= {0, 1, 2, 3}
+
+
+# ------------------------------------------------------------------------------------------
+# Elastic deformation: the mask follows the image exactly
+# ------------------------------------------------------------------------------------------
+def _decoded_mismatches(image: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[int, float]:
+    """Pixels where the image's class (intensity * (k-1)) differs from the mask, counted where
+    the image is constant over a 3x3 window (away from interpolation borders); and the share
+    of such pixels."""
+    v = image[None]
+    flat = (torch.nn.functional.max_pool2d(v, 3, 1, 1)
+            + torch.nn.functional.max_pool2d(-v, 3, 1, 1))[0, 0] < 1e-4
+    decoded = (image[0] * (k - 1)).round().long()
+    return int((decoded[flat] != mask[flat]).sum()), float(flat.float().mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_elastic_deformation_keeps_image_and_mask_aligned(seed: int) -> None:
+    k = 5
+    # a label map of 8x8 blocks (classes 0..4), and an image whose intensity IS the label
+    blocks = torch.arange(64).view(8, 8) * 7 % k
+    label = blocks.repeat_interleave(8, 0).repeat_interleave(8, 1)
+    image = tv_tensors.Image((label.float() / (k - 1))[None])
+    mask = tv_tensors.Mask(label)
+    deform = ElasticDeform(alpha=40.0, sigma=5.0, p=1.0)
+    torch.manual_seed(seed)
+    out_image, out_mask = deform(image, mask)  # one call: one displacement field for both
+    assert isinstance(out_mask, tv_tensors.Mask) and out_mask.dtype == torch.int64
+    assert set(torch.unique(out_mask).tolist()) <= set(range(k))  # no new labels
+    assert not torch.equal(out_mask, mask)  # it did deform
+    wrong, flat = _decoded_mismatches(out_image, out_mask, k)
+    assert flat > 0.3 and wrong == 0  # the mask is the image's class at every such pixel
+    # negative control: two separate calls draw two fields, and the check notices
+    torch.manual_seed(seed)
+    assert _decoded_mismatches(deform(image), deform(mask), k)[0] > 0
+
+
+def test_elastic_deformation_on_microscopy_samples() -> None:
+    torch.manual_seed(0)
+    ds = ShapesWorld(2, image_size=48, variant="microscopy",
+                     transform=ElasticDeform(alpha=30.0, sigma=5.0, p=1.0))
+    image, mask = ds[0]
+    plain_image, plain_mask = ShapesWorld(2, image_size=48, variant="microscopy")[0]
+    assert image.shape == plain_image.shape and mask.dtype == torch.int64
+    assert set(torch.unique(mask).tolist()) <= {0, 1} and not torch.equal(mask, plain_mask)
+    # membranes stay dark after the deformation
+    assert image[0][mask == 0].mean() < image[0][mask == 1].mean() - 0.15

@@ -1,7 +1,11 @@
 """Data: the embedded synthetic "shapes world", readers for real formats, joint transforms.
 
-* :mod:`course_lib.data.synthetic` - :class:`ShapesWorld` and its class constants;
-* :mod:`course_lib.data.formats` - VOC, COCO, CamVid, EM and Penn-Fudan readers, ``fetch``;
+* :mod:`course_lib.data.synthetic` - :class:`ShapesWorld` and its class constants, drawn by
+  :mod:`~course_lib.data.shapes`, :mod:`~course_lib.data.scenes` and
+  :mod:`~course_lib.data.medical`, written to VOC/COCO layouts by :mod:`~course_lib.data.export`;
+* :mod:`course_lib.data.formats` - the real formats: VOC, COCO, CamVid, EM and Penn-Fudan
+  readers (:mod:`~course_lib.data.readers`), COCO RLE and polygons
+  (:mod:`~course_lib.data.coco_masks`), ``fetch`` (:mod:`~course_lib.data.sources`);
 * :mod:`course_lib.data.transforms` - joint image + mask augmentation (torchvision v2).
 """
 

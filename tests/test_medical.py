@@ -1,5 +1,5 @@
 """Shapes-world medical variants: EM-like touching cells ("microscopy") and 3D volumes with a
-tiny foreground ("volume"); and elastic deformation keeping image and mask aligned."""
+tiny foreground ("volume")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from torchvision import tv_tensors
 
 from course_lib.data import synthetic as sy
 from course_lib.data.synthetic import ShapesWorld
-from course_lib.data.transforms import ElasticDeform
 from course_lib.losses import unet_weight_map
 
 SIZE = 64
@@ -151,50 +150,3 @@ def test_bad_variant_and_unsupported_options_are_named(tmp_path) -> None:
             sy.write_voc(ds, tmp_path)
         with pytest.raises(ValueError, match="variant='default'"):
             sy.write_coco(ds, tmp_path)
-
-
-# ------------------------------------------------------------------------------------------
-# Elastic deformation: the mask follows the image exactly
-# ------------------------------------------------------------------------------------------
-def _decoded_mismatches(image: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[int, float]:
-    """Pixels where the image's class (intensity * (k-1)) differs from the mask, counted where
-    the image is constant over a 3x3 window (away from interpolation borders); and the share
-    of such pixels."""
-    v = image[None]
-    flat = (torch.nn.functional.max_pool2d(v, 3, 1, 1)
-            + torch.nn.functional.max_pool2d(-v, 3, 1, 1))[0, 0] < 1e-4
-    decoded = (image[0] * (k - 1)).round().long()
-    return int((decoded[flat] != mask[flat]).sum()), float(flat.float().mean())
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_elastic_deformation_keeps_image_and_mask_aligned(seed: int) -> None:
-    k = 5
-    # a label map of 8x8 blocks (classes 0..4), and an image whose intensity IS the label
-    blocks = torch.arange(64).view(8, 8) * 7 % k
-    label = blocks.repeat_interleave(8, 0).repeat_interleave(8, 1)
-    image = tv_tensors.Image((label.float() / (k - 1))[None])
-    mask = tv_tensors.Mask(label)
-    deform = ElasticDeform(alpha=40.0, sigma=5.0, p=1.0)
-    torch.manual_seed(seed)
-    out_image, out_mask = deform(image, mask)  # one call: one displacement field for both
-    assert isinstance(out_mask, tv_tensors.Mask) and out_mask.dtype == torch.int64
-    assert set(torch.unique(out_mask).tolist()) <= set(range(k))  # no new labels
-    assert not torch.equal(out_mask, mask)  # it did deform
-    wrong, flat = _decoded_mismatches(out_image, out_mask, k)
-    assert flat > 0.3 and wrong == 0  # the mask is the image's class at every such pixel
-    # negative control: two separate calls draw two fields, and the check notices
-    torch.manual_seed(seed)
-    assert _decoded_mismatches(deform(image), deform(mask), k)[0] > 0
-
-
-def test_elastic_deformation_on_microscopy_samples() -> None:
-    torch.manual_seed(0)
-    ds = ShapesWorld(2, image_size=48, variant="microscopy",
-                     transform=ElasticDeform(alpha=30.0, sigma=5.0, p=1.0))
-    image, mask = ds[0]
-    plain_image, plain_mask = ShapesWorld(2, image_size=48, variant="microscopy")[0]
-    assert image.shape == plain_image.shape and mask.dtype == torch.int64
-    assert set(torch.unique(mask).tolist()) <= {0, 1} and not torch.equal(mask, plain_mask)
-    # membranes stay dark after the deformation
-    assert image[0][mask == 0].mean() < image[0][mask == 1].mean() - 0.15

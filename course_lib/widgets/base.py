@@ -1,4 +1,4 @@
-"""What every explorer shares: the widget + static-PNG display, and the prediction helpers.
+"""What every explorer shares: the widget + static-PNG display, and a class legend.
 
 Every explorer has
 
@@ -22,10 +22,9 @@ from typing import Any
 import ipywidgets as W
 import numpy as np
 import torch
-from torch import nn
 
 from course_lib import viz
-from course_lib.runtime import evaluating, model_device
+from course_lib.viz.colours import legend_handles
 
 
 def in_notebook_kernel() -> bool:
@@ -67,85 +66,14 @@ def render(fig: Any) -> bytes:
     return viz.figure_to_png(fig, dpi=80)
 
 
-# --------------------------------------------------------------------------------------
-# Predictions
-# --------------------------------------------------------------------------------------
 def class_legend(fig: Any, label_maps: Sequence[torch.Tensor], num_classes: int,
                   palette: np.ndarray, class_names: Sequence[str] | None) -> None:
     """A legend of the classes that occur in any of ``label_maps`` (labels >= K left out)."""
     seen = torch.unique(torch.cat([m.flatten() for m in label_maps])).tolist()
-    handles = viz._legend_handles(np.array([k for k in seen if 0 <= k < num_classes], dtype=int),
-                                  palette, class_names)
+    handles = legend_handles(np.array([k for k in seen if 0 <= k < num_classes], dtype=int),
+                             palette, class_names)
     if handles:
         fig.legend(handles=handles, loc="outside right upper", fontsize=7, title="classes")
 
 
-def dataset_names_and_palette(dataset: Any, num_classes: int,
-                               class_names: Sequence[str] | None,
-                               palette: str | np.ndarray | Sequence | None
-                               ) -> tuple[list[str], np.ndarray]:
-    """Check a browsable data set; class names and palette from the arguments, else from
-    the data set's attributes, else generic ones."""
-    if len(dataset) == 0:
-        raise ValueError("the dataset is empty")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    names = list(class_names if class_names is not None
-                 else getattr(dataset, "class_names", None)
-                 or [str(k) for k in range(num_classes)])
-    if palette is None:
-        palette = getattr(dataset, "palette", None)
-    return names, viz.get_palette(palette, num_classes)
-
-
-def predict_labels(model: nn.Module, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """One image's predicted labels [H, W] (eval mode, no grad, scores resized to ``size``)."""
-    with evaluating(model):
-        out = model(image[None].to(model_device(model)))
-    if isinstance(out, dict):
-        out = out["out"]
-    if out.dim() == 3:  # already labels [1, H, W]
-        return out[0].long().cpu()
-    if out.shape[-2:] != tuple(size):
-        out = torch.nn.functional.interpolate(out.float(), size=size, mode="bilinear",
-                                              align_corners=False)
-    return out.argmax(1)[0].cpu()
-
-
-def sample_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                   ignore_index: int) -> dict[str, Any]:
-    """One image's per-class IoU (float64, NaN for classes absent from target and
-    prediction), its mIoU over the classes present, and its pixel accuracy."""
-    from course_lib import metrics
-
-    cm = metrics.confusion_matrix(pred[None], target[None], num_classes,
-                                  ignore_index=ignore_index)
-    iou = torch.as_tensor(metrics.iou_per_class(cm), dtype=torch.float64)
-    present = ~torch.isnan(iou)
-    total = cm.sum().item()
-    return {
-        "iou": iou,
-        "miou": float(iou[present].mean()) if present.any() else float("nan"),
-        "pixel_accuracy": float(cm.diag().sum().item() / total) if total else float("nan"),
-    }
-
-
-def split_sample(sample: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(sample, dict):
-        if "image" not in sample or "mask" not in sample:
-            raise ValueError(f"a sample dict needs 'image' and 'mask', got keys {list(sample)}")
-        image, mask = sample["image"], sample["mask"]
-    elif isinstance(sample, tuple | list) and len(sample) >= 2:
-        image, mask = sample[0], sample[1]
-    else:
-        raise ValueError("a dataset item must be (image, mask) or a dict with image and mask")
-    image = torch.as_tensor(image)
-    if image.dtype == torch.uint8:
-        image = image.float() / 255.0
-    return image.float(), torch.as_tensor(mask).long()
-
-
-
-
-__all__ = ["Explorer", "class_legend", "dataset_names_and_palette", "in_notebook_kernel",
-           "predict_labels", "render", "sample_scores", "split_sample"]
+__all__ = ["Explorer", "class_legend", "in_notebook_kernel", "render"]

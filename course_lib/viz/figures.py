@@ -1,18 +1,10 @@
-"""Static pictures for the notebooks: palettes, overlays, grids, curves, confusion matrices.
-
-Every ``plot_*`` function returns a :class:`matplotlib.figure.Figure` built with the
-object-oriented Figure API (not ``pyplot``), so a figure is drawn exactly once: when it is
-the value of a notebook cell (or when you call :func:`figure_to_png` / ``fig.savefig``).
-Masks are class-index maps (``int`` tensors or arrays ``[H, W]``); the void label
-:data:`course_lib.config.IGNORE_INDEX` (255) is drawn in a neutral colour.
-"""
+"""The course's figures: segmentation grids, training curves, confusion matrices, instances
+and metric tables. Each returns a :class:`CourseFigure` (object-oriented API, no pyplot)."""
 
 from __future__ import annotations
 
-import inspect
 import io
-import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,28 +15,16 @@ from matplotlib.patches import Patch, Rectangle
 
 from course_lib.config import IGNORE_INDEX
 
-__all__ = [
-    "PALETTES",
-    "VOID_COLOR",
-    "CourseFigure",
-    "colorize",
-    "figure_to_png",
-    "get_palette",
-    "get_source",
-    "overlay",
-    "plot_confusion_matrix",
-    "plot_history",
-    "plot_instances",
-    "plot_metric_table",
-    "plot_segmentation_grid",
-    "show_source",
-    "to_numpy_image",
-    "voc_colormap",
-]
-
-VOID_COLOR = np.array([224, 224, 192], dtype=np.uint8)  # VOC's colour for the void label
-# Black: no class of any palette here is black, and it stands out on the lightened image.
-ERROR_COLOR = np.array([0, 0, 0], dtype=np.uint8)
+from .colours import (
+    ERROR_COLOR,
+    as_labels,
+    as_numpy,
+    colorize,
+    error_map,
+    get_palette,
+    legend_handles,
+    to_numpy_image,
+)
 
 
 class CourseFigure(Figure):
@@ -65,206 +45,12 @@ def figure_to_png(fig: Figure, dpi: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-# --------------------------------------------------------------------------------------
-# Palettes
-# --------------------------------------------------------------------------------------
-def voc_colormap(n: int = 256) -> np.ndarray:
-    """The standard PASCAL VOC colour map (``uint8 [n, 3]``), built from the bits of the index."""
-    index = np.arange(n)
-    colors = np.zeros((n, 3), dtype=np.int64)
-    for shift in range(8):  # 8 bit planes, vectorised over all indices
-        for channel in range(3):
-            bit = (index >> (3 * shift + channel)) & 1
-            colors[:, channel] |= bit << (7 - shift)
-    return colors.astype(np.uint8)
-
-
-_CAMVID = np.array(
-    [
-        [128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
-        [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
-        [0, 128, 192], [0, 0, 0],
-    ],
-    dtype=np.uint8,
-)  # SegNet tutorial colours: Sky, Building, Pole, Road, Pavement, Tree, SignSymbol,
-#    Fence, Car, Pedestrian, Bicyclist, Unlabelled (void)
-
-
-class _Palettes(Mapping):
-    """``PALETTES[name]`` → ``uint8 [K, 3]``; "shapes" is read from the data module on use."""
-
-    _static: dict[str, np.ndarray] = {
-        "voc": voc_colormap(256),
-        "camvid": _CAMVID,
-        "binary": np.array([[0, 0, 0], [255, 255, 255]], dtype=np.uint8),
-    }
-    _names = ("shapes", "voc", "camvid", "binary")
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name == "shapes":
-            from course_lib.data import synthetic  # imported lazily: data imports torchvision
-
-            return np.asarray(synthetic.PALETTE, dtype=np.uint8)
-        if name in self._static:
-            return self._static[name]
-        raise KeyError(f"unknown palette {name!r}; valid palettes are: {', '.join(self._names)}")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-
-PALETTES: Mapping[str, np.ndarray] = _Palettes()
-
-
-def get_palette(palette: str | np.ndarray | Sequence | None = None, num_classes: int = 0
-                ) -> np.ndarray:
-    """A ``uint8 [max(K, num_classes), 3]`` palette from a name, an array, or ``None``.
-
-    ``None`` gives the VOC colour map (distinct colours for up to 256 classes).
-    """
-    if palette is None:
-        colors = PALETTES["voc"]
-    elif isinstance(palette, str):
-        if palette not in PALETTES:
-            raise ValueError(
-                f"unknown palette {palette!r}; valid palettes are: {', '.join(PALETTES)}"
-            )
-        colors = PALETTES[palette]
-    else:
-        colors = np.asarray(palette)
-        if colors.ndim != 2 or colors.shape[1] != 3:
-            raise ValueError(f"a palette must have shape [K, 3], got {tuple(colors.shape)}")
-        if colors.dtype.kind == "f" and colors.size and colors.max() <= 1.0:
-            colors = colors * 255.0
-        colors = np.clip(colors, 0, 255).astype(np.uint8)
-    if len(colors) < num_classes:  # extend with VOC colours so every class has one
-        extra = voc_colormap(256)[len(colors):num_classes]
-        colors = np.concatenate([colors, extra])
-    return colors
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _to_labels(mask: Any) -> np.ndarray:
-    labels = _to_numpy(mask)
-    if labels.dtype.kind not in "iub":
-        if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(
-            labels == np.round(labels)
-        ):
-            labels = labels.astype(np.int64)
-        else:
-            raise ValueError(f"a mask holds integer class indices, got dtype {labels.dtype}")
-    return labels.astype(np.int64)
-
-
-def colorize(mask: Any, palette: str | np.ndarray | Sequence | None = None,
-             ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """Colour a class-index mask ``[..., H, W]`` → ``uint8 [..., H, W, 3]``.
-
-    ``ignore_index`` pixels get :data:`VOID_COLOR`; a label with no colour raises ValueError.
-    """
-    labels = _to_labels(mask)
-    colors = get_palette(palette)
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"mask has negative labels (min {labels.min()})")
-    valid = labels != ignore_index
-    if labels.size and valid.any() and labels[valid].max() >= len(colors):
-        raise ValueError(
-            f"mask has label {labels[valid].max()} but the palette has only {len(colors)} "
-            "colours; pass a longer palette"
-        )
-    lut = np.zeros((max(len(colors), ignore_index + 1, 256), 3), dtype=np.uint8)
-    lut[: len(colors)] = colors
-    if 0 <= ignore_index < len(lut):
-        lut[ignore_index] = VOID_COLOR
-    return lut[np.clip(labels, 0, len(lut) - 1)]
-
-
-def to_numpy_image(image: Any) -> np.ndarray:
-    """An image (``[C,H,W]`` / ``[H,W,C]``, uint8 or float) → float ``[H,W,3]`` in [0, 1].
-
-    One channel is repeated to grey; extra channels (e.g. depth in RGB-D) are dropped; float
-    images outside [0, 1] (normalised ones) are rescaled to their min..max.
-    """
-    array = _to_numpy(image)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3:
-        raise ValueError(f"an image has shape [C,H,W] or [H,W,C], got {tuple(array.shape)}")
-    if array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)
-    elif array.shape[0] in (1, 3, 4) and array.shape[-1] in (1, 3, 4) and isinstance(
-        image, torch.Tensor
-    ):
-        array = np.moveaxis(array, 0, -1)  # tensors are channel-first
-    channels = array.shape[-1]
-    if channels == 1:
-        array = np.repeat(array, 3, axis=-1)
-    elif channels >= 3:
-        array = array[..., :3]
-    else:
-        raise ValueError(f"an image has 1, 3 or 4 channels, got {channels}")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    array = array.astype(np.float32)
-    lo, hi = float(array.min()), float(array.max())
-    if lo < 0.0 or hi > 1.0:
-        array = (array - lo) / max(hi - lo, 1e-8)
-    return array
-
-
-def overlay(image: Any, mask: Any, palette: str | np.ndarray | Sequence | None = None,
-            alpha: float = 0.5, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """Blend a coloured mask over an image → float ``[H, W, 3]`` in [0, 1].
-
-    Void (``ignore_index``) pixels keep the plain image.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    rgb = to_numpy_image(image)
-    labels = _to_labels(mask)
-    if labels.shape != rgb.shape[:2]:
-        raise ValueError(
-            f"image is {rgb.shape[0]}x{rgb.shape[1]} but mask is {'x'.join(map(str, labels.shape))}"
-        )
-    colors = colorize(labels, palette, ignore_index).astype(np.float32) / 255.0
-    weight = np.where(labels == ignore_index, 0.0, alpha)[..., None]
-    return (1.0 - weight) * rgb + weight * colors
-
-
-# --------------------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------------------
 def _batch(x: Any) -> list:
     if x is None:
         return []
     if isinstance(x, torch.Tensor | np.ndarray):
         return list(x)
     return list(x)
-
-
-def _legend_handles(labels_seen: np.ndarray, colors: np.ndarray,
-                    class_names: Sequence[str] | None) -> list[Patch]:
-    handles = []
-    for k in labels_seen:
-        name = class_names[k] if class_names is not None and k < len(class_names) else f"class {k}"
-        handles.append(Patch(facecolor=colors[k] / 255.0, edgecolor="black", label=name))
-    return handles
-
-
-def error_map(rgb: np.ndarray, wrong: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The image lightened and faded, wrong pixels in ``ERROR_COLOR``, void pixels grey."""
-    err = 0.35 * rgb + 0.55
-    err[wrong] = ERROR_COLOR / 255.0
-    err[~valid] = 0.4
-    return err
 
 
 def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
@@ -290,8 +76,8 @@ def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
         columns.append("prediction")
         if show_error:
             columns.append("error map")
-    target_arrays = [_to_labels(t) for t in target_list[:rows]]
-    pred_arrays = [_to_labels(p) for p in pred_list[:rows]]
+    target_arrays = [as_labels(t) for t in target_list[:rows]]
+    pred_arrays = [as_labels(p) for p in pred_list[:rows]]
     seen = np.unique(np.concatenate([a.ravel() for a in target_arrays + pred_arrays]))
     seen = seen[seen != ignore_index]
     colors = get_palette(palette, int(seen.max()) + 1 if seen.size else 0)
@@ -324,7 +110,7 @@ def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
             if columns[c] == "error map":
                 ax.set_xlabel(f"pixel accuracy {accuracy:.1%}")
         axes[r, 0].set_ylabel(f"sample {r}")
-    handles = _legend_handles(seen, colors, class_names)
+    handles = legend_handles(seen, colors, class_names)
     if show_error and pred_list:
         handles.append(Patch(facecolor=ERROR_COLOR / 255.0, label="wrong pixel"))
     if handles:
@@ -334,7 +120,8 @@ def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
     return fig
 
 
-def _history_dict(history: Any) -> dict[str, list]:
+def history_dict(history: Any) -> dict[str, list]:
+    """A training history (``History``, its ``.as_dict()`` or alike) as lists by name."""
     if isinstance(history, Mapping):
         data = dict(history)
     elif hasattr(history, "as_dict"):
@@ -360,7 +147,7 @@ def plot_history(history: Any, title: str | None = None) -> Figure:
 
     Panels: losses (train and validation), validation mIoU and pixel accuracy, learning rate.
     """
-    data = _history_dict(history)
+    data = history_dict(history)
     fig = _new_figure((12, 3.4))
     ax_loss, ax_metric, ax_lr = fig.subplots(1, 3)
     for key, label, style in (("train_loss", "train", "-o"), ("val_loss", "validation", "-s")):
@@ -397,7 +184,7 @@ def plot_confusion_matrix(cm: Any, class_names: Sequence[str] | None = None,
 
     ``normalize=True`` divides each row by its total (the per-class recall is the diagonal).
     """
-    matrix = _to_numpy(cm).astype(np.float64)
+    matrix = as_numpy(cm).astype(np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"a confusion matrix is square [K, K], got {tuple(matrix.shape)}")
     k = matrix.shape[0]
@@ -438,7 +225,7 @@ def plot_instances(image: Any, masks: Any, boxes: Any = None, labels: Any = None
     XYXY; ``labels`` ``[M]`` class indices (named by ``class_names``); ``scores`` ``[M]``.
     """
     rgb = to_numpy_image(image)
-    mask_array = _to_numpy(masks).astype(np.float32)
+    mask_array = as_numpy(masks).astype(np.float32)
     if mask_array.ndim == 2:
         mask_array = mask_array[None]
     if mask_array.ndim != 3 or (len(mask_array) and mask_array.shape[1:] != rgb.shape[:2]):
@@ -446,9 +233,9 @@ def plot_instances(image: Any, masks: Any, boxes: Any = None, labels: Any = None
             f"masks must be [M,H,W] with H,W = {rgb.shape[:2]}, got {tuple(mask_array.shape)}"
         )
     m = len(mask_array)
-    box_array = _to_numpy(boxes).reshape(-1, 4) if boxes is not None else None
-    label_array = _to_numpy(labels).reshape(-1) if labels is not None else None
-    score_array = _to_numpy(scores).reshape(-1) if scores is not None else None
+    box_array = as_numpy(boxes).reshape(-1, 4) if boxes is not None else None
+    label_array = as_numpy(labels).reshape(-1) if labels is not None else None
+    score_array = as_numpy(scores).reshape(-1) if scores is not None else None
     for name, arr in (("boxes", box_array), ("labels", label_array), ("scores", score_array)):
         if arr is not None and len(arr) != m:
             raise ValueError(f"{m} masks but {len(arr)} {name}")
@@ -534,26 +321,3 @@ def plot_metric_table(rows: Mapping[str, Mapping[str, float]] | Sequence[Mapping
     ax.set_title(title or f"{metric} by method (best in orange)")
     ax.grid(axis="x", alpha=0.3)
     return fig
-
-
-# --------------------------------------------------------------------------------------
-# Library source in notebooks
-# --------------------------------------------------------------------------------------
-def get_source(obj: Any) -> str:
-    """The (dedented) source code of a library function, class, method or module."""
-    target = obj.fget if isinstance(obj, property) else obj
-    try:
-        return textwrap.dedent(inspect.getsource(target))
-    except (TypeError, OSError) as error:
-        raise ValueError(f"cannot show the source of {obj!r}: {error}") from None
-
-
-def show_source(obj: Any) -> None:
-    """Display a library object's source with syntax highlighting in the notebook.
-
-    Notebooks call ``show_source(build_fcn)`` instead of pasting library code, so the library
-    stays the single source of truth.
-    """
-    from IPython.display import Code, display
-
-    display(Code(get_source(obj), language="python"))

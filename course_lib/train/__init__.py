@@ -30,16 +30,11 @@ The modules, one concern each:
   :mod:`~course_lib.train.batches` - the record, the poly schedule, batches to tensors.
 """
 
-from course_lib.losses import model_loss as _compute_loss  # noqa: F401 - see below
-
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate, predict
 from .history import History
 from .loop import fit
 from .schedule import PolyLR
-
-# ``_compute_loss``: tests/test_multiscale.py still imports this old private name;
-# ``course_lib.losses.model_loss`` is the API.
 
 __all__ = [
     "History",

@@ -96,6 +96,12 @@ class Profile:
     referring_train: int = 400  # training scenes (several expressions each)
     referring_val: int = 100  # validation scenes
     referring_epochs: int = 10  # epochs of the CNN + LSTM referring model
+    # Notebook 13 (attention): attention to scale on the default world; on the 'context' world
+    # (context_size, context_train) one dilated FCN whose frozen features all heads train on.
+    attention_epochs: int = 6  # attention to scale, from scratch (with extra supervision)
+    attention_backbone_epochs: int = 8  # the shared dilated FCN (backbone + FCN head)
+    attention_head_epochs: int = 10  # each head on the cached features (FCN, DANet, CCNet, OCR)
+    attention_cost_side: int = 33  # feature-map side of the cost lesson (and 2 * side - 1)
     # pre-training (course_lib.pretrain): the backbones' "ImageNet" — scenes of a world of
     # their own, objects classified at their centres and the classes of each scene named
     pretrain_images: int = 2048  # pre-training scenes
@@ -121,6 +127,8 @@ PROFILES: dict[str, Profile] = {
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
         referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
         pretrain_images=64, pretrain_size=64, pretrain_steps=20, pretrain_batch=16,  # pre-training
+        attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
+        attention_cost_side=9,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -138,6 +146,8 @@ PROFILES: dict[str, Profile] = {
         referring_size=256, referring_train=4000, referring_val=500, referring_epochs=30,
         pretrain_images=20000, pretrain_size=256, pretrain_steps=5000, pretrain_batch=64,
         pretrain_lr=1e-3,  # pre-training
+        attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
+        attention_cost_side=49,
     ),
 }
 

@@ -80,11 +80,24 @@ def notebook_title(path: Path) -> str:
     return path.stem
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def _render_html(notebook: Path, target: Path) -> None:
+    """nbconvert's lab page; a widget that also carries a static PNG shows the PNG.
+
+    A widget view needs the widget manager's JavaScript from a CDN to draw; the course's
+    explorers put a picture of their current view beside it, which any browser shows.
+    """
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
-        nbformat.read(notebook, as_version=4))
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "image/png" in data:
+                del data[WIDGET_VIEW]
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")
 
 

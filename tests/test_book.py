@@ -13,6 +13,8 @@ import pytest
 from course_lib import book, lessons
 
 pytestmark = pytest.mark.slow  # starts three small kernels (~10 s)
+PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5"
+         "ErkJggg==")  # a 1x1 PNG
 
 
 def _notebook(path: Path, title: str, sources: list[str]) -> Path:
@@ -35,7 +37,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int, st
         "lessons.lesson('two beats one', 'a > b', a=2.0, b=1.0)\n"
         "lessons.observation('a number that varies', x=0.25)\n"
         "big = bytearray(64 * 2**20)  # the kernel's peak memory must show it",
-        "lessons.table()"])
+        "lessons.table()",
+        "from IPython.display import display\n"  # a widget view with a static picture beside it
+        f"view = {{'model_id': 'x', 'version_major': 2, 'version_minor': 0}}\n"
+        f"display({{'{book.WIDGET_VIEW}': view, 'image/png': '{PIXEL}'}}, raw=True)"])
     _notebook(folder / "01_bad.ipynb", "01 · Bad news", [
         "from course_lib import lessons\n"
         "lessons.lesson('one beats two', 'a > b', a=1.0, b=2.0)",
@@ -87,6 +92,7 @@ def test_index_lists_every_notebook_with_times_memory_and_lessons(
     assert (out / "00_good.html").stat().st_size > 10_000  # nbconvert's page, outputs included
     html_page = (out / "00_good.html").read_text()
     assert "two beats one" in html_page and "standard" in html_page
+    assert f"data:image/png;base64,{PIXEL}" in html_page  # the picture, not the widget view
 
 
 def test_one_notebook_rebuilds_and_the_index_keeps_the_others(

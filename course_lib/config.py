@@ -102,6 +102,17 @@ class Profile:
     attention_backbone_epochs: int = 8  # the shared dilated FCN (backbone + FCN head)
     attention_head_epochs: int = 10  # each head on the cached features (FCN, DANet, CCNet, OCR)
     attention_cost_side: int = 33  # feature-map side of the cost lesson (and 2 * side - 1)
+    # Notebook 10 (R-CNN): Mask R-CNN, PANet and a semantic FPN on the touching world
+    # (course_lib.data.instances), then Mask R-CNN fine-tuned on 15 Penn-Fudan images.
+    rcnn_size: int = 64  # side of the touching-world images
+    rcnn_train: int = 256  # training images
+    rcnn_val: int = 48  # validation images
+    rcnn_steps: int = 200  # optimiser steps of each detector (Mask R-CNN, PANet)
+    rcnn_batch: int = 8  # images per step
+    rcnn_lr: float = 2e-3  # AdamW learning rate of the detectors
+    rcnn_semantic_steps: int = 150  # optimiser steps of the semantic FPN baseline
+    rcnn_pennfudan_side: int = 128  # shorter side of the Penn-Fudan images
+    rcnn_pennfudan_steps: int = 40  # fine-tuning steps on the 15 Penn-Fudan training images
     # pre-training (course_lib.pretrain): the backbones' "ImageNet" — scenes of a world of
     # their own, objects classified at their centres and the classes of each scene named
     pretrain_images: int = 2048  # pre-training scenes
@@ -129,6 +140,8 @@ PROFILES: dict[str, Profile] = {
         pretrain_images=64, pretrain_size=64, pretrain_steps=20, pretrain_batch=16,  # pre-training
         attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
         attention_cost_side=9,
+        rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
+        rcnn_semantic_steps=10, rcnn_pennfudan_side=96, rcnn_pennfudan_steps=3,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -148,6 +161,9 @@ PROFILES: dict[str, Profile] = {
         pretrain_lr=1e-3,  # pre-training
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,
+        rcnn_size=256, rcnn_train=4000, rcnn_val=500, rcnn_steps=6000, rcnn_batch=16,  # nb 10
+        rcnn_lr=1e-3, rcnn_semantic_steps=4000, rcnn_pennfudan_side=512,
+        rcnn_pennfudan_steps=500,
     ),
 }
 

@@ -53,6 +53,8 @@ def test_touching_world_targets_are_consistent() -> None:
         assert torch.equal(t["semantic"], sem)
     other = TouchingWorld(12, image_size=64, seed=4)
     assert not torch.equal(other[5][0], world[5][0])
+    image, sem = TouchingWorld(12, image_size=64, seed=3, target="semantic")[5]
+    assert torch.equal(image, world[5][0]) and torch.equal(sem, world[5][1]["semantic"])
 
 
 def test_most_objects_touch_another_of_their_class() -> None:
@@ -69,6 +71,8 @@ def test_most_objects_touch_another_of_their_class() -> None:
 def test_touching_world_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match="split"):
         TouchingWorld(2, split="dev")
+    with pytest.raises(ValueError, match="target"):
+        TouchingWorld(2, target="panoptic")
     with pytest.raises(ValueError, match="objects"):
         TouchingWorld(2, objects=(3, 1))
     with pytest.raises(ValueError, match="image_size"):

@@ -71,16 +71,20 @@ class TouchingWorld(Dataset):
 
     Items: ``(image [3, S, S] float in [0, 1], target)``, target with ``boxes``, ``labels``
     (1 disk, 2 square), ``masks`` (uint8), ``semantic`` ([S, S], 0 background) and
-    ``instance_ids`` ([S, S], 0 background, 1..M).
+    ``instance_ids`` ([S, S], 0 background, 1..M); with ``target="semantic"``,
+    ``(image, semantic)`` (for a semantic segmentation model and ``course_lib.train.fit``).
     """
 
     def __init__(self, num_samples: int, image_size: int | None = None, seed: int = 0,
                  split: str = "train", objects: tuple[int, int] = (4, 9),
-                 radius: tuple[float, float] = (0.035, 0.15), cluster_size: int = 3) -> None:
+                 radius: tuple[float, float] = (0.035, 0.15), cluster_size: int = 3,
+                 target: str = "instances") -> None:
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         if split not in _SPLITS:
             raise ValueError(f"unknown split {split!r}; valid splits are: {', '.join(_SPLITS)}")
+        if target not in ("instances", "semantic"):
+            raise ValueError(f"target must be 'instances' or 'semantic', got {target!r}")
         if not 1 <= objects[0] <= objects[1]:
             raise ValueError(f"objects must be a range (lo, hi) with 1 <= lo <= hi, got {objects}")
         if not 0 < radius[0] <= radius[1] < 0.5:
@@ -91,6 +95,7 @@ class TouchingWorld(Dataset):
             raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
         self.seed, self.split = int(seed), split
         self.objects, self.radius, self.cluster_size = objects, radius, int(cluster_size)
+        self.target = target
         self.class_names, self.palette = TOUCHING_CLASSES, TOUCHING_PALETTE
         self.num_classes = len(TOUCHING_CLASSES)
 
@@ -99,9 +104,9 @@ class TouchingWorld(Dataset):
 
     def __repr__(self) -> str:
         return (f"TouchingWorld(num_samples={self.num_samples}, image_size={self.image_size}, "
-                f"seed={self.seed}, split={self.split!r})")
+                f"seed={self.seed}, split={self.split!r}, target={self.target!r})")
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
         if not -self.num_samples <= index < self.num_samples:
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         index %= self.num_samples
@@ -112,9 +117,11 @@ class TouchingWorld(Dataset):
         masks = (inst[None] == torch.arange(1, m + 1)[:, None, None]).to(torch.uint8)
         lab = torch.tensor(labels, dtype=torch.int64)
         s = self.image_size
+        semantic = semantic_from_instances(masks, lab, s, s)
+        if self.target == "semantic":
+            return torch.from_numpy(image), semantic
         target = {"boxes": mask_boxes(masks), "labels": lab, "masks": masks,
-                  "semantic": semantic_from_instances(masks, lab, s, s),
-                  "instance_ids": inst}
+                  "semantic": semantic, "instance_ids": inst}
         return torch.from_numpy(image), target
 
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:

@@ -191,3 +191,11 @@ def test_roialign_keeps_masks_better_than_roipool() -> None:
         ious[(op, snap)] = inter / union
     assert ious[("align", False)] > ious[("pool", False)] + 0.05, ious
     assert ious[("align", False)] > ious[("align", True)], ious  # the rounding is what hurts
+
+
+def test_step_time_benchmark_against_torchvision_runs() -> None:
+    from course_lib.bench import mask_rcnn_step_ratio
+
+    out = mask_rcnn_step_ratio(size=64, batch=1, repeats=1, backbone="resnet18", device="cpu")
+    assert out["ours_ms"] > 0 and out["torchvision_ms"] > 0
+    assert out["ratio"] == pytest.approx(out["ours_ms"] / out["torchvision_ms"])

@@ -11,13 +11,14 @@ objects and details.
 
 Deviations: small by default (a ``vgg_tiny`` trunk of width 16, 64-channel fc6/fc7 with rate
 2, a 32-channel attention layer; ``full=True`` is the paper's VGG16 LargeFOV with 1024
-channels, rate 12 and a 512-channel attention layer); no "extra supervision" (the paper adds
-a loss on each scale's scores; :func:`course_lib.train.fit` has one auxiliary output).
+channels, rate 12 and a 512-channel attention layer). The paper's "extra supervision" (a loss
+on each scale's scores besides the merged output's) is :func:`extra_supervision_loss`, for a
+training loop of one's own: :func:`course_lib.train.fit` trains one output and one auxiliary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -102,7 +103,6 @@ class ScaleAttention(nn.Module):
             nn.Conv2d(len(self.scales) * sizes.fc_channels, sizes.attention_channels, 3,
                       padding=1),
             nn.ReLU(inplace=True),
-            nn.Dropout2d(0.5),
             nn.Conv2d(sizes.attention_channels, len(self.scales), 1),
         )
 
@@ -142,4 +142,20 @@ class ScaleAttention(nn.Module):
         return resize_to(merged, x)  # bilinear x8 to the image
 
 
-__all__ = ["LargeFOV", "PAPER_SCALES", "SCALE_SIZES", "ScaleAttention", "ScaleAttentionSizes"]
+def extra_supervision_loss(parts: dict[str, torch.Tensor], target: torch.Tensor,
+                           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                           ) -> torch.Tensor:
+    """The paper's training loss: the merged output's plus every scale's own (Sec. 3.3).
+
+    ``parts`` is :meth:`ScaleAttention.parts`; ``loss_fn(logits, target)`` scores each
+    ``[N, K, H, W]`` map. With a loss on each scale, every scale learns to segment by itself
+    and the attention chooses between meaningful answers ("extra supervision", which the
+    paper found essential).
+    """
+    scores = parts["scores"]
+    return loss_fn(parts["out"], target) + sum(loss_fn(scores[:, s], target)
+                                                 for s in range(scores.shape[1]))
+
+
+__all__ = ["LargeFOV", "PAPER_SCALES", "SCALE_SIZES", "ScaleAttention", "ScaleAttentionSizes",
+           "extra_supervision_loss"]

@@ -407,3 +407,49 @@ def test_attention_explorer_maps_sum_to_one_and_follow_the_pixel() -> None:
         AttentionExplorer({"plain": nn.Conv2d(3, 3, 1)}, images)
     with pytest.raises(ValueError, match=r"masks must be \[N, H, W\]"):
         AttentionExplorer(models, images, masks[:1])
+
+
+# ------------------------------------------------------------------------ one backbone, many heads
+def test_heads_on_cached_features_train_only_the_heads_and_predict_as_the_model() -> None:
+    from course_lib.models.attention import DilatedFCN, HeadsOnFeatures, backbone_features
+
+    torch.manual_seed(0)
+    model = DANet(num_classes=3, width=4, channels=8)
+    images, masks = pattern_data(n=4, size=32, num_classes=3)
+    features = backbone_features(model.backbone, images, batch_size=3)
+    c4, c5 = model.backbone.channels["c4"], model.backbone.channels["c5"]
+    assert features.shape == (4, c4 + c5, 4, 4)
+    heads = HeadsOnFeatures(model).eval()
+    with torch.no_grad():
+        cached = heads(features)
+        full = model.eval()(images)
+    # the heads on the cached features = the model's own forward, before the final resize
+    assert torch.allclose(F.interpolate(cached["out"], size=(32, 32), mode="bilinear"), full["out"],
+                          atol=1e-5)
+    before = {n: p.clone() for n, p in model.backbone.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in heads.parameters() if p.requires_grad], lr=1e-2)
+    out = heads.train()(features)
+    grid = masks[:, 4::8, 4::8]  # the label at each stride-8 cell's centre
+    loss = F.cross_entropy(out["out"], grid) + F.cross_entropy(out["aux"], grid)
+    loss.backward()
+    optimizer.step()
+    assert all(torch.equal(p, before[n]) for n, p in model.backbone.named_parameters())
+    assert model.classifier.classifier[1].weight.grad is not None
+    fcn = DilatedFCN(num_classes=3, width=4)
+    assert set(fcn.eval()(images)) == {"out", "aux"}
+    from course_lib.models.backbones import build_backbone
+
+    with pytest.raises(ValueError, match="one stride"):
+        backbone_features(build_backbone("resnet_tiny", width=4, output_stride=32), images)
+
+
+def test_extra_supervision_adds_every_scales_loss() -> None:
+    from course_lib.models.attention.scales import extra_supervision_loss
+
+    torch.manual_seed(0)
+    model = ScaleAttention(num_classes=3, width=4, fc_channels=8, attention_channels=8)
+    images, masks = pattern_data(n=2, size=32, num_classes=3)
+    parts = model.parts(images)
+    expected = F.cross_entropy(parts["out"], masks) + sum(
+        F.cross_entropy(parts["scores"][:, s], masks) for s in range(len(model.scales)))
+    assert torch.allclose(extra_supervision_loss(parts, masks, F.cross_entropy), expected)

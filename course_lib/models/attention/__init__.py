@@ -27,7 +27,15 @@ from .blocks import (
     dot_product_attention,
     soft_object_regions,
 )
-from .context import CCNet, DANet, OCNet, OCRNet
+from .context import (
+    CCNet,
+    DANet,
+    DilatedFCN,
+    HeadsOnFeatures,
+    OCNet,
+    OCRNet,
+    backbone_features,
+)
 from .scales import ScaleAttention
 
 __all__ = [
@@ -35,6 +43,8 @@ __all__ = [
     "ChannelAttention",
     "CrissCrossAttention",
     "DANet",
+    "DilatedFCN",
+    "HeadsOnFeatures",
     "OCNet",
     "OCRNet",
     "ObjectAttention",
@@ -44,6 +54,7 @@ __all__ = [
     "ScaleAttention",
     "SpatialGather",
     "attend",
+    "backbone_features",
     "blocks",
     "channel_attention_weights",
     "context",

@@ -27,11 +27,13 @@ Deviations (stated once, here):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ...runtime import evaluating, model_device
 from .. import register_model
 from ..backbones import build_backbone
 from ..blocks import ConvBNReLU, check_channels, resize_to
@@ -90,6 +92,76 @@ class _ContextModel(SimpleSegmentationModel):
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def decode(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The heads on the backbone's features: ``{"out", "aux"}`` at the feature size."""
+        logits = {"out": self.classifier(features["c5"])}
+        if self.aux_classifier is not None:
+            logits["aux"] = self.aux_classifier(features["c4"])
+        return logits
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.decode(self.backbone(x))  # backbone, then the heads
+        return {name: resize_to(value, x) for name, value in logits.items()}  # bilinear x8
+
+
+class DilatedFCN(_ContextModel):
+    """The baseline of the attention papers' ablations (DANet's Table 1, CCNet's Table 2): the
+    same dilated ResNet with a plain :class:`~course_lib.models.heads.FCNHead` on ``c5``: a
+    3x3 convolution sees a 3x3 neighbourhood of the stride-8 map, no attention.
+
+    Args:
+        in_channels, num_classes: image channels and ``K``. width: the backbone's base width.
+        aux: the ``FCNHead`` on ``c4``. full: the papers' ResNet-101.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 12, width: int | None = None,
+                 aux: bool = True, full: bool = False) -> None:
+        super().__init__("DilatedFCN", in_channels, num_classes, aux, full, {"width": width})
+
+    def build_head(self, in_ch: int, num_classes: int, sizes: ContextSizes) -> nn.Module:
+        return FCNHead(in_ch, num_classes)
+
+
+# --------------------------------------------------------------------------------------------
+# Training the heads on one shared backbone: its features computed once
+# --------------------------------------------------------------------------------------------
+def backbone_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 32
+                      ) -> torch.Tensor:
+    """``c4`` and ``c5`` of a (frozen) dilated backbone for every image, concatenated along
+    the channels: [N, C4 + C5, H / 8, W / 8] on the CPU, computed in eval mode."""
+    chunks = []
+    with evaluating(backbone):
+        for start in range(0, len(images), batch_size):
+            batch = images[start: start + batch_size].to(model_device(backbone))
+            features = backbone(batch)
+            if features["c4"].shape[-2:] != features["c5"].shape[-2:]:
+                raise ValueError(f"backbone_features needs c4 and c5 at one stride (output "
+                                 f"stride 8 or 16), got {tuple(features['c4'].shape)} and "
+                                 f"{tuple(features['c5'].shape)}")
+            chunks.append(torch.cat([features["c4"], features["c5"]], dim=1).cpu())
+    return torch.cat(chunks)
+
+
+class HeadsOnFeatures(nn.Module):
+    """A context model's heads trained on :func:`backbone_features` (the backbone frozen).
+
+    ``forward(features)`` splits the cached ``[c4, c5]`` and returns the model's ``decode``:
+    ``{"out", "aux"}`` at the feature resolution, to be trained against labels subsampled to
+    that resolution (DeepLab's training: "we subsample the ground truth by 8"). The heads
+    are the model's own modules: after training, ``model`` predicts at full resolution.
+    """
+
+    def __init__(self, model: _ContextModel) -> None:
+        super().__init__()
+        self.model = model
+        self.c4_channels = model.backbone.channels["c4"]
+        for parameter in model.backbone.parameters():
+            parameter.requires_grad_(False)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        c4, c5 = features[:, : self.c4_channels], features[:, self.c4_channels:]
+        return self.model.decode({"c4": c4, "c5": c5})
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,11 +378,10 @@ class OCRNet(_ContextModel):
     def build_head(self, in_ch: int, num_classes: int, sizes: ContextSizes) -> nn.Module:
         return OCRHead(in_ch, num_classes, sizes.channels, sizes.key_channels)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(x)
+    def decode(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         regions = self.aux_classifier(features["c4"])  # soft object regions (coarse classes)
         out = self.classifier(features["c5"], regions)  # object-contextual representations
-        return {"out": resize_to(out, x), "aux": resize_to(regions, x)}
+        return {"out": out, "aux": regions}
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"object regions": [N, h, w, h, w]}``: pixel ``i`` reads pixel ``j`` with weight
@@ -324,5 +395,5 @@ class OCRNet(_ContextModel):
         return {"object regions": _dense(weights, pixels)}
 
 
-__all__ = ["CCNet", "ContextSizes", "DANet", "DANetHead", "OCNet", "OCRHead", "OCRNet",
-           "ObjectContextHead", "RCCAHead", "SIZES"]
+__all__ = ["CCNet", "ContextSizes", "DANet", "DANetHead", "DilatedFCN", "HeadsOnFeatures", "OCNet",
+           "OCRHead", "OCRNet", "ObjectContextHead", "RCCAHead", "SIZES", "backbone_features"]

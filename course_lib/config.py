@@ -117,8 +117,9 @@ class Profile:
     # their own, objects classified at their centres and the classes of each scene named
     pretrain_images: int = 2048  # pre-training scenes
     pretrain_size: int = 96  # their side
-    pretrain_steps: int = 400  # optimiser steps per backbone
-    pretrain_batch: int = 32  # scenes per step
+    pretrain_crop: int = 64  # side of the random window each step trains on
+    pretrain_steps: int = 2400  # optimiser steps per backbone
+    pretrain_batch: int = 32  # scenes (windows) per step
     pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate
 
     def replace(self, **changes: object) -> Profile:
@@ -137,7 +138,8 @@ PROFILES: dict[str, Profile] = {
         multiscale_epochs=2, multiscale_context_epochs=1,
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
         referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
-        pretrain_images=64, pretrain_size=64, pretrain_steps=20, pretrain_batch=16,  # pre-training
+        pretrain_images=64, pretrain_size=64, pretrain_crop=48, pretrain_steps=20,  # pre-training
+        pretrain_batch=16,
         attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
         attention_cost_side=9,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
@@ -157,8 +159,8 @@ PROFILES: dict[str, Profile] = {
         volume_train=64, volume_steps=2000,
         rnn_size=320, rnn_train=1024, rnn_val=256, rnn_epochs=30,  # notebook 12
         referring_size=256, referring_train=4000, referring_val=500, referring_epochs=30,
-        pretrain_images=20000, pretrain_size=256, pretrain_steps=5000, pretrain_batch=64,
-        pretrain_lr=1e-3,  # pre-training
+        pretrain_images=20000, pretrain_size=256, pretrain_crop=192, pretrain_steps=6000,
+        pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,
         rcnn_size=256, rcnn_train=4000, rcnn_val=500, rcnn_steps=6000, rcnn_batch=16,  # nb 10

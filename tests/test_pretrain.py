@@ -12,7 +12,7 @@ from course_lib.models import build_model
 from course_lib.models.backbones import build_backbone
 from course_lib.models.basics import ShapeCrops
 
-TINY = pretrain.Recipe(images=24, image_size=48, steps=3, batch_size=8, lr=3e-3)
+TINY = pretrain.Recipe(images=24, image_size=48, crop=40, steps=3, batch_size=8, lr=3e-3)
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +104,7 @@ def test_cache_is_keyed_by_configuration_seed_and_recipe():
         path(build_backbone("vgg_tiny", in_channels=4, width=4), TINY, 0),
         path(build_backbone("vgg_tiny", width=4, norm="gn"), TINY, 0),
         path(build_backbone("vgg_tiny", width=4), TINY, 1),
-        path(build_backbone("vgg_tiny", width=4), TINY.__class__(24, 48, 4, 8, 3e-3), 0),
+        path(build_backbone("vgg_tiny", width=4), pretrain.Recipe(24, 48, 40, 4, 8, 3e-3), 0),
     ]
     assert len({base, *others}) == len(others) + 1
     # dilation changes no weight's shape: a dilated backbone shares the stride-32 weights
@@ -182,7 +182,7 @@ def _probe_accuracy(backbone: torch.nn.Module, seed: int = 0) -> float:
 
 
 def test_pretrained_features_classify_held_out_crops_above_chance():
-    recipe = pretrain.Recipe(images=256, image_size=64, steps=150, batch_size=16, lr=3e-3)
+    recipe = pretrain.Recipe(images=256, image_size=64, crop=64, steps=150, batch_size=16, lr=3e-3)
     backbone = pretrain.pretrained_backbone("vgg_tiny", width=8, seed=0, verbose=False,
                                             recipe=recipe)
     chance = 1 / len(ShapeCrops(4, image_size=64).class_names)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from course_lib.data import CLASS_NAMES
 from course_lib.data.referring import (
     COLOURS,
     MAX_TOKENS,
@@ -28,6 +29,7 @@ from course_lib.data.referring import (
     mask_iou,
     parse,
     referring_scores,
+    scene_maps,
     scene_objects,
     tokenize,
     truth,
@@ -243,3 +245,20 @@ def test_picked_object_is_the_one_with_the_highest_mean_probability(
     assert ds.picked_object(scene, probability) == object_id
     with pytest.raises(ValueError, match="probability must be"):
         ds.picked_object(scene, torch.zeros(3, 3))
+
+
+def test_scene_maps_are_the_true_classes_and_colour_names(datasets: list[ReferringShapes]) -> None:
+    ds = datasets[0]
+    raw = ds.world.raw(3)
+    maps = scene_maps(raw)
+    assert maps.shape == (len(CLASS_NAMES) + len(COLOURS), ds.image_size, ds.image_size)
+    assert torch.equal(maps.sum(0), torch.full(maps.shape[1:], 2.0))  # one class, one colour
+    assert torch.equal(maps[: len(CLASS_NAMES)].argmax(0), torch.from_numpy(raw["label"]).long())
+    assert torch.equal(maps[len(CLASS_NAMES):].argmax(0),
+                       torch.from_numpy(colour_names(raw["image"])).long())
+    with_maps = ReferringShapes(60, image_size=64, seed=0, split="train", inputs="maps")
+    assert with_maps.items == ds.items  # same expressions, other inputs
+    assert torch.equal(with_maps[5]["image"], scene_maps(ds.world.raw(ds.items[5][0])))
+    assert torch.equal(with_maps.image(0), ds.image(0))  # the picture stays the image
+    with pytest.raises(ValueError, match="inputs must be one of"):
+        ReferringShapes(2, image_size=48, inputs="pixels")

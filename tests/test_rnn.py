@@ -301,3 +301,23 @@ def test_input_dependency_checks_its_arguments() -> None:
         input_dependency(nn.Identity(), torch.rand(2, 1, 4, 4), 0, 0)
     with pytest.raises(ValueError, match="outside"):
         input_dependency(nn.Identity(), torch.rand(1, 1, 4, 4), 4, 0)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_renet_cells_start_by_remembering(cell: str) -> None:
+    """The keep-the-state gate's bias is raised by ``remember_bias``: compared with PyTorch's
+    initialisation (same seed), only that slice of ``bias_hh`` differs."""
+    torch.manual_seed(0)
+    plain = ReNetLayer(3, 4, cell=cell, remember_bias=0.0)
+    torch.manual_seed(0)
+    remembering = ReNetLayer(3, 4, cell=cell, remember_bias=2.0)
+    gates = 3 if cell == "gru" else 4
+    pairs = zip(plain.named_parameters(), remembering.named_parameters(), strict=True)
+    for (name, a), (_, b) in pairs:
+        diff = b - a
+        if "bias_hh" in name:
+            expected = torch.zeros(gates, 4)
+            expected[1] = 2.0  # the GRU's update gate z / the LSTM's forget gate f
+            assert torch.allclose(diff, expected.flatten()), name
+        else:
+            assert torch.equal(diff, torch.zeros_like(diff)), name

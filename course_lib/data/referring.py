@@ -41,15 +41,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from course_lib.data import CLASS_NAMES, THING_CLASSES, ShapesWorld
 
 __all__ = [
-    "COLOURS", "LOCATIONS", "MAX_TOKENS", "PAD", "RELATIONS", "SHAPES", "SIZES", "VOCABULARY",
+    "COLOURS", "INPUTS", "LOCATIONS", "MAX_TOKENS", "PAD", "RELATIONS", "SHAPES", "SIZES",
+    "VOCABULARY",
     "Expression", "ReferringShapes", "SceneObject", "class_only", "colour_names", "decode",
     "describe", "encode", "evaluate", "largest_object", "mask_iou", "parse", "referring_scores",
-    "scene_objects", "tokenize", "truth",
+    "scene_maps", "scene_objects", "tokenize", "truth",
 ]
 
 SHAPES: tuple[str, ...] = tuple(CLASS_NAMES[c] for c in THING_CLASSES)
@@ -70,6 +72,7 @@ VOCABULARY: tuple[str, ...] = ("<pad>", "the", *SIZES, *COLOURS, *SHAPES, "on", 
 MAX_TOKENS = 12  # the longest expression of the grammar has 11 words
 _INDEX = {word: i for i, word in enumerate(VOCABULARY)}
 
+INPUTS = ("image", "maps")  # what ReferringShapes hands a model: pixels or the true maps
 COLOUR_SHARE = (0.2, 0.6)  # a colour is clearly absent below, clearly the object's above
 SIZE_RATIO = 2.0  # "large": at least this many times every other object of its shape
 RELATION_MARGIN = 0.03  # of the image side: the undecided band around a landmark's edge
@@ -216,6 +219,17 @@ def scene_objects(raw: dict[str, np.ndarray]) -> list[SceneObject]:
     return objects
 
 
+def scene_maps(raw: dict[str, np.ndarray]) -> torch.Tensor:
+    """What a perfect visual front end knows of a scene: one-hot maps of every pixel's class
+    (:data:`~course_lib.data.CLASS_NAMES`) and colour name (:data:`COLOURS`), float
+    ``[NUM_CLASSES + len(COLOURS), S, S]`` (22 channels) - a stand-in for the pre-trained
+    CNN features that Hu et al. started from."""
+    labels = torch.from_numpy(raw["label"]).long()
+    colours = torch.from_numpy(colour_names(raw["image"])).long()
+    return torch.cat([F.one_hot(labels, len(CLASS_NAMES)), F.one_hot(colours, len(COLOURS))],
+                     dim=-1).permute(2, 0, 1).float()
+
+
 def _threshold(value: float, yes: float, no: float) -> bool | None:
     """True beyond ``yes``, False on the other side of ``no``, None (undecided) between."""
     if (value >= yes) if yes >= no else (value <= yes):
@@ -322,7 +336,8 @@ class ReferringShapes(Dataset):
     pixels are described (:func:`describe`), each with its own expression; objects the
     grammar cannot single out are skipped. Item ``k`` is a dict:
 
-    * ``image`` float [3, S, S] in [0, 1]; ``mask`` int64 [S, S] (1 = the object meant);
+    * ``image`` float [3, S, S] in [0, 1] (with ``inputs="maps"``: the scene's
+      :func:`scene_maps` [22, S, S] instead); ``mask`` int64 [S, S] (1 = the object meant);
     * ``tokens`` int64 [:data:`MAX_TOKENS`] (:func:`encode`); ``text`` the expression;
     * ``scene`` the scene index, ``object`` its instance id, ``attributes`` how many words
       besides the shape the expression needs (0: the shape alone names it).
@@ -332,7 +347,11 @@ class ReferringShapes(Dataset):
     """
 
     def __init__(self, num_scenes: int, image_size: int | None = None, seed: int = 0,
-                 split: str = "train", per_scene: int = 3, min_area: float = 0.006) -> None:
+                 split: str = "train", per_scene: int = 3, min_area: float = 0.006,
+                 inputs: str = "image") -> None:
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, got {inputs!r}")
+        self.inputs = inputs
         if per_scene < 1:
             raise ValueError(f"per_scene must be >= 1, got {per_scene}")
         if not 0 <= min_area < 1:
@@ -367,6 +386,13 @@ class ReferringShapes(Dataset):
         """Scene ``scene``'s image, float [3, S, S] in [0, 1]."""
         return torch.from_numpy(self._raw[scene]["image"]).float() / 255.0
 
+    def model_input(self, scene: int) -> torch.Tensor:
+        """What a model reads of scene ``scene``: its image, or with ``inputs="maps"`` the
+        :func:`scene_maps` (the scene's true classes and colour names)."""
+        if self.inputs == "maps":
+            return scene_maps(self._raw[scene])
+        return self.image(scene)
+
     def object_mask(self, scene: int, object_id: int) -> torch.Tensor:
         """The visible mask (bool [S, S]) of one object of a scene."""
         return torch.from_numpy(self._raw[scene]["inst"] == object_id)
@@ -389,7 +415,7 @@ class ReferringShapes(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         scene, object_id, expression = self.items[index]
-        return {"image": self.image(scene), "tokens": encode(expression.text),
+        return {"image": self.model_input(scene), "tokens": encode(expression.text),
                 "mask": self.object_mask(scene, object_id).long(), "text": expression.text,
                 "scene": scene, "object": object_id, "attributes": expression.attributes}
 

@@ -90,12 +90,19 @@ def to_patches(x: torch.Tensor, patch: tuple[int, int]) -> torch.Tensor:
 class ReNetLayer(nn.Module):
     """One ReNet layer (Visin et al. 2015, Fig. 1): four RNNs sweep the patches of the image.
 
+    The cells start by remembering: ``remember_bias`` is added to the bias of the gate that
+    keeps the previous state (the GRU's update gate, the LSTM's forget gate), as notebook
+    02's LSTM adds 1 to its forget gate (Jozefowicz et al. 2015). With PyTorch's
+    initialisation a cell keeps about half of its state per step; ReSeg trained for 400
+    steps on the context world then never learned to carry the far road to the object
+    (pair accuracy 0.50, measured at 48 px), with ``remember_bias=2`` it did (0.99).
+
     Deviation: the two RNNs of one axis are one bidirectional ``nn.GRU``/``nn.LSTM`` (the
     same computation as two separate RNNs, one per direction, whose outputs are concatenated).
     """
 
     def __init__(self, in_channels: int, hidden: int, patch: int | Sequence[int] = 1,
-                 cell: str = "gru") -> None:
+                 cell: str = "gru", remember_bias: float = 2.0) -> None:
         super().__init__()
         if cell not in RNN_CELLS:
             raise ValueError(f"cell must be one of {', '.join(RNN_CELLS)}, got {cell!r}")
@@ -108,6 +115,12 @@ class ReNetLayer(nn.Module):
                               batch_first=True, bidirectional=True)
         self.vertical = rnn(2 * hidden, hidden, batch_first=True, bidirectional=True)
         self.out_channels = 2 * hidden
+        gates = 3 if cell == "gru" else 4  # PyTorch's order: (r, z, n) and (i, f, g, o)
+        with torch.no_grad():
+            for name, bias in [*self.horizontal.named_parameters(),
+                               *self.vertical.named_parameters()]:
+                if name.startswith("bias_hh"):
+                    bias.chunk(gates)[1].add_(remember_bias)  # z or f: keep the old state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = to_patches(x, self.patch)  # each patch becomes one vector
@@ -353,16 +366,18 @@ class ReferringSegmenter(nn.Module):
     Deviations: two classes with softmax cross-entropy instead of one logit with a logistic
     loss (the same model: the difference of the two logits is that logit), bilinear
     upsampling instead of a learned deconvolution, a backbone trained from scratch with
-    batch-norm at output stride 8 (``full=True``: VGG-16 without batch-norm at stride 32).
-    ``vocab_size`` defaults to the course vocabulary
-    (:data:`course_lib.data.referring.VOCABULARY`).
+    batch-norm at output stride 8 (``full=True``: VGG-16 without batch-norm at stride 32);
+    ``forget_bias`` (Jozefowicz et al. 2015) added to the LSTM's forget gate, so that the
+    first words of an expression reach its end at the start of training. ``vocab_size``
+    defaults to the course vocabulary (:data:`course_lib.data.referring.VOCABULARY`).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, width: int | None = None,
                  full: bool = False, vocab_size: int = len(VOCABULARY),
                  backbone: str | None = None, output_stride: int | None = None,
                  visual_dim: int | None = None, embed_dim: int | None = None,
-                 hidden: int | None = None, mlp_hidden: int | None = None) -> None:
+                 hidden: int | None = None, mlp_hidden: int | None = None,
+                 forget_bias: float = 1.0) -> None:
         super().__init__()
         check_channels("ReferringSegmenter", in_channels, num_classes)
         sizes = REFERRING_SIZES.resolve(
@@ -377,6 +392,8 @@ class ReferringSegmenter(nn.Module):
         self.visual = nn.Conv2d(self.backbone.channels["c5"], sizes.visual_dim, 1)
         self.embed = nn.Embedding(vocab_size, sizes.embed_dim, padding_idx=PAD)
         self.lstm = nn.LSTM(sizes.embed_dim, sizes.hidden, batch_first=True)
+        with torch.no_grad():  # start by remembering the first words (as ReNetLayer does)
+            self.lstm.bias_hh_l0.chunk(4)[1].add_(forget_bias)
         self.mlp = nn.Sequential(
             nn.Conv2d(sizes.hidden + sizes.visual_dim + 8, sizes.mlp_hidden, 1),
             nn.ReLU(inplace=True),

@@ -59,7 +59,7 @@ class ReferringExplorer(Explorer):
     def probability(self, text: str | None = None) -> torch.Tensor:
         """The model's probability [H, W] of "the object meant" for ``text`` on this scene."""
         tokens = encode(self.text.value if text is None else text)[None]
-        image = self.dataset.image(self.scene.value)[None]
+        image = self.dataset.model_input(self.scene.value)[None]
         device = model_device(self.model)
         with evaluating(self.model):
             logits = self.model(image.to(device), tokens.to(device))

@@ -183,3 +183,15 @@ def test_refine_is_deeplab_v1s_post_processing() -> None:
         logits = model.eval()(x)["out"]
     torch.testing.assert_close(probs, dense_crf(logits, x, DEEPLAB_CRF.scaled(24), method="exact"))
     assert not torch.allclose(probs, logits.softmax(1), atol=1e-3)  # the CRF changed something
+
+
+def test_full_crf_as_rnn_is_the_papers_fcn8s_plus_three_class_matrices() -> None:
+    """full=True reaches the FCN (it used to build VGG16 at width 16: 43,452,836 parameters)."""
+    with torch.device("meta"):
+        model = build_model("fcn8s_crfrnn", full=True)
+        fcn8s = build_model("fcn8s", full=True)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == sum(p.numel() for p in fcn8s.parameters()) + 3 * 12 * 12  # w_g, w_b, μ
+    assert model.fcn.backbone.channels["c5"] == 512 and model.fcn.fc[0].out_channels == 4096
+    with torch.device("meta"):
+        assert build_model("fcn8s_crfrnn", full=True, width=8).fcn.backbone.channels["c5"] == 64

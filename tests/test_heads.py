@@ -81,8 +81,10 @@ def test_group_norm_never_normalises_a_single_value() -> None:
     assert group_norm(16).num_groups == 8
     assert group_norm(6).num_groups == 2  # 3 channels per group
     assert isinstance(group_norm(1), nn.Identity)
-    assert make_norm("gn", 16).num_groups == 8
-    assert make_norm("gn", 4, spatial_dims=3).num_groups == 2  # 3D U-Net: 2 channels per group
+    # make_norm("gn") is the same function with the 3D U-Net reference's setting (8 groups)
+    assert make_norm("gn", 64).num_groups == 8 == group_norm(64, max_groups=8).num_groups
+    assert make_norm("gn", 4, spatial_dims=3).num_groups == 4  # one channel per group
+    assert make_norm("gn", 6).num_groups == 2 and make_norm("gn", 1).num_groups == 1
 
 
 def test_feature_pyramid_equals_torchvision_with_copied_weights() -> None:

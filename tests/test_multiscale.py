@@ -1,9 +1,7 @@
-"""FPN and PSPNet: the pyramid against torchvision's, the semantic head's stages, PSPNet's
-pyramid pooling, its auxiliary output and its batch-size behaviour."""
+"""FPN and PSPNet: the semantic head's stages and configurations, PSPNet's pyramid pooling, its
+auxiliary output and its batch-size behaviour (the pyramid itself: tests/test_heads.py)."""
 
 from __future__ import annotations
-
-from collections import OrderedDict
 
 import pytest
 import torch
@@ -18,19 +16,11 @@ from course_lib.models.multiscale import (
 )
 
 
-def _features(n: int = 2, size: int = 45, channels: tuple[int, ...] = (8, 16, 32, 64)):
-    sizes = [size]
-    for _ in range(3):
-        sizes.append(-(-sizes[-1] // 2))  # stride-2 steps round up
-    pairs = zip(channels, sizes, strict=True)
-    return OrderedDict((f"c{i + 2}", torch.randn(n, c, s, s)) for i, (c, s) in enumerate(pairs))
-
-
 def test_semantic_head_stages_and_stride4_output() -> None:
     head = SemanticFPNHead(16, 8, 5, strides=(4, 8, 16, 32))
     assert [len(b) for b in head.branches] == [1, 1, 2, 3]  # P2: conv only; P5: 3 x (conv, x2)
     assert all(isinstance(stage[1], nn.GroupNorm) for b in head.branches for stage in b)
-    pyramid = list(_features(channels=(16, 16, 16, 16)).values())  # sizes 45, 23, 12, 6
+    pyramid = [torch.randn(2, 16, s, s) for s in (45, 23, 12, 6)]  # strides 4..32 of 180 px
     assert head(pyramid).shape == (2, 5, 45, 45)  # stride 4 of a 180-pixel image
     # dilated backbone (strides 4, 8, 8, 8): every level still ends at stride 4
     head8 = SemanticFPNHead(16, 8, 5, strides=(4, 8, 8, 8))

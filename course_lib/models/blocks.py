@@ -33,15 +33,20 @@ def group_norm(channels: int, max_groups: int = 32, min_per_group: int = 2) -> n
 
 
 def make_norm(norm: str | None, channels: int, spatial_dims: int = 2) -> nn.Module:
-    """A normalisation layer by name: ``"bn"`` BatchNorm, ``"gn"`` GroupNorm
-    (:func:`group_norm`'s rule), ``None`` identity.
+    """A normalisation layer by name: ``"bn"`` BatchNorm, ``"gn"`` GroupNorm, ``None`` identity.
 
-    GroupNorm does not depend on the batch size, so it works with batch 1 (3D U-Net).
+    ``"gn"`` is :func:`group_norm` with the 3D U-Net reference's setting (wolny/pytorch-3dunet:
+    at most 8 groups, down to one channel per group). It does not depend on the batch size,
+    so it works with the batch of 1 that volumes force. At the course's tiny widths (4-16
+    channels) this is close to instance norm, and it matters: with two channels per group
+    (the rule's default) the 3D U-Net of notebook 08 stops finding its < 1 % foreground with
+    the Dice loss in ``standard`` (foreground Dice 0.0 for seeds 0, 1, 2; 0.54, 0.24, 0.29
+    with this setting, measured when the two rules became one function).
     """
     if norm == "bn":
         return nn.BatchNorm3d(channels) if spatial_dims == 3 else nn.BatchNorm2d(channels)
     if norm == "gn":
-        return group_norm(channels)
+        return group_norm(channels, max_groups=8, min_per_group=1)
     if norm is None:
         return nn.Identity()
     raise ValueError(f"unknown norm {norm!r}; valid norms are: 'bn', 'gn', None")

@@ -138,7 +138,9 @@ class AttentionExplorer(Explorer):
         for ax, (label, weights) in zip(axes[1:], maps.items(), strict=True):
             ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
             shown = (weights / weights.max().clamp(min=1e-12)).numpy()
-            im = ax.imshow(shown, cmap="inferno", alpha=0.75, vmin=0, vmax=1)
+            # opaque where the pixel looks, see-through elsewhere: the scene stays visible
+            im = ax.imshow(shown, cmap="inferno", alpha=np.clip(0.2 + shown, 0.0, 0.9), vmin=0,
+                           vmax=1)
             ax.set_title(label, fontsize=9)
         for ax in axes:
             ax.plot(self.col.value, self.row.value, marker="+", color="cyan", markersize=14,

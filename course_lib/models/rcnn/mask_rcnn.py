@@ -400,7 +400,8 @@ class MaskRCNN(nn.Module):
 @register_model("panet", family="rcnn", paper="Liu et al., CVPR 2018", year=2018,
                 output="detections",
                 test_kwargs={"width": 4, "pyramid_channels": 8, "representation": 16,
-                             "mask_channels": 8})
+                             "mask_channels": 8},
+                full_params=88_250_353)
 class PANet(MaskRCNN):
     """PANet (Liu et al. 2018, Fig. 1): Mask R-CNN + bottom-up path augmentation (b) +
     adaptive feature pooling (c). Its fully-connected fusion of the mask branch (e) is

@@ -20,6 +20,7 @@ from course_lib.models.rnn import (
     ReNetLayer,
     ReSeg,
     input_dependency,
+    predict_referring,
     spatial_map,
     sweep_columns,
     sweep_rows,
@@ -321,3 +322,24 @@ def test_renet_cells_start_by_remembering(cell: str) -> None:
             assert torch.allclose(diff, expected.flatten()), name
         else:
             assert torch.equal(diff, torch.zeros_like(diff)), name
+
+
+def test_referring_model_without_a_cnn_pools_its_input() -> None:
+    """backbone="none": the visual map is the input averaged over output_stride cells."""
+    torch.manual_seed(0)
+    model = ReferringSegmenter(in_channels=5, backbone="none", output_stride=4, visual_dim=6,
+                               embed_dim=4, hidden=4, mlp_hidden=8).eval()
+    x = torch.rand(2, 5, 18, 13)
+    assert model.backbone is None
+    features = model.visual_features(x)
+    assert features.shape == (2, 5, 5, 4)  # ceil(18 / 4), ceil(13 / 4)
+    assert torch.allclose(features[:, :, 1, 2], x[:, :, 4:8, 8:12].mean((2, 3)))
+    (tokens,) = model.extra_inputs(x)
+    with torch.no_grad():
+        assert model(x, tokens).shape == (2, 2, 18, 13)
+    probs = predict_referring(model, x, tokens, batch_size=1, probabilities=True)
+    masks = predict_referring(model, x, tokens)
+    assert probs.shape == masks.shape == (2, 18, 13) and masks.dtype == torch.bool
+    assert torch.equal(masks, probs > 0.5)
+    with pytest.raises(ValueError, match="one expression per image"):
+        predict_referring(model, x, tokens[:1])

@@ -325,7 +325,7 @@ def spatial_map(height: int, width: int, device: torch.device | str | None = Non
 @dataclass(frozen=True)
 class ReferringSizes:
     width: int  # the CNN's base width
-    backbone: str  # any backbone of course_lib.models.backbones
+    backbone: str  # any backbone of course_lib.models.backbones, or "none" (see the model)
     output_stride: int  # stride of the visual map (32 in the paper)
     visual_dim: int  # channels of the visual map (the paper: VGG-16's fc8, 1000)
     embed_dim: int  # word embedding size
@@ -367,6 +367,9 @@ class ReferringSegmenter(nn.Module):
     loss (the same model: the difference of the two logits is that logit), bilinear
     upsampling instead of a learned deconvolution, a backbone trained from scratch with
     batch-norm at output stride 8 (``full=True``: VGG-16 without batch-norm at stride 32);
+    ``backbone="none"`` drops the CNN for inputs that are feature maps already (such as
+    :func:`course_lib.data.referring.scene_maps`, the scene's true classes and colours): the
+    visual map is then the input averaged over ``output_stride`` x ``output_stride`` cells.
     ``forget_bias`` (Jozefowicz et al. 2015) added to the LSTM's forget gate, so that the
     first words of an expression reach its end at the start of training. ``vocab_size``
     defaults to the course vocabulary (:data:`course_lib.data.referring.VOCABULARY`).
@@ -387,9 +390,14 @@ class ReferringSegmenter(nn.Module):
         if vocab_size < 2:
             raise ValueError(f"ReferringSegmenter: vocab_size must be >= 2, got {vocab_size}")
         self.in_channels, self.vocab_size = in_channels, vocab_size
-        self.backbone = build_backbone(sizes.backbone, in_channels, width=sizes.width,
-                                       output_stride=sizes.output_stride, full=full)
-        self.visual = nn.Conv2d(self.backbone.channels["c5"], sizes.visual_dim, 1)
+        self.output_stride = sizes.output_stride
+        if sizes.backbone == "none":  # the input is a feature map already: no CNN
+            self.backbone, channels = None, in_channels
+        else:
+            self.backbone = build_backbone(sizes.backbone, in_channels, width=sizes.width,
+                                           output_stride=sizes.output_stride, full=full)
+            channels = self.backbone.channels["c5"]
+        self.visual = nn.Conv2d(channels, sizes.visual_dim, 1)
         self.embed = nn.Embedding(vocab_size, sizes.embed_dim, padding_idx=PAD)
         self.lstm = nn.LSTM(sizes.embed_dim, sizes.hidden, batch_first=True)
         with torch.no_grad():  # start by remembering the first words (as ReNetLayer does)
@@ -428,12 +436,19 @@ class ReferringSegmenter(nn.Module):
         check_input("ReferringSegmenter", image, self.in_channels)
         self.check_tokens(tokens, image.shape[0])
         sentence = F.normalize(self.encode_text(tokens), dim=1)  # LSTM, then L2
-        visual = F.normalize(self.visual(self.backbone(image)["c5"]), dim=1)  # CNN, L2 per cell
+        visual = F.normalize(self.visual(self.visual_features(image)), dim=1)  # CNN, L2 per cell
         n, _, h, w = visual.shape
         grid = spatial_map(h, w, visual.device, visual.dtype).expand(n, -1, -1, -1)
         tiled = sentence[:, :, None, None].expand(-1, -1, h, w)  # the sentence at every cell
         scores = self.mlp(torch.cat([tiled, visual, grid], dim=1))  # 1x1-conv MLP
         return resize_to(scores, image)  # upsampled to the image
+
+    def visual_features(self, image: torch.Tensor) -> torch.Tensor:
+        """The CNN's last map (``"c5"``); without a backbone, the input averaged over cells of
+        ``output_stride`` pixels (partial cells at the border included)."""
+        if self.backbone is None:
+            return F.avg_pool2d(image, self.output_stride, ceil_mode=True)
+        return self.backbone(image)["c5"]
 
     def extra_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor]:
         """Valid ``tokens`` for a batch of ``images`` (fixed words of 1..4 tokens, padded):
@@ -500,16 +515,18 @@ def train_referring(model: ReferringSegmenter, loader: Iterable[dict], epochs: i
 
 
 def predict_referring(model: ReferringSegmenter, images: torch.Tensor, tokens: torch.Tensor,
-                      batch_size: int = 32) -> torch.Tensor:
-    """The masks (bool [N, H, W]) the model predicts for each image and its expression."""
+                      batch_size: int = 32, probabilities: bool = False) -> torch.Tensor:
+    """The masks (bool [N, H, W]) the model predicts for each image and its expression, or
+    with ``probabilities=True`` its probability of "the object meant" (float [N, H, W])."""
     if len(images) != len(tokens):
         raise ValueError(f"one expression per image: got {len(images)} images and "
                          f"{len(tokens)} expressions")
     device = model_device(model)
     with evaluating(model):
-        return torch.cat([model(images[i:i + batch_size].to(device),
-                                tokens[i:i + batch_size].to(device)).argmax(1).cpu() == 1
-                          for i in range(0, len(images), batch_size)])
+        logits = torch.cat([model(images[i:i + batch_size].to(device),
+                                  tokens[i:i + batch_size].to(device)).float().cpu()
+                            for i in range(0, len(images), batch_size)])
+    return logits.softmax(1)[:, 1] if probabilities else logits.argmax(1) == 1
 
 
 # ------------------------------------------------------------------------------------------

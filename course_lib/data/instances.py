@@ -64,10 +64,10 @@ class TouchingWorld(Dataset):
 
     Each image holds ``objects`` (a range, default 4..9) objects in clusters: the first
     object of a cluster is placed anywhere, every next one *touches or overlaps* an earlier
-    object of the same cluster (centre distance 0.7-1.0 x the sum of the two radii), and
-    all objects of a cluster share its class. Later objects occlude earlier ones; masks are
-    the visible parts. Radii are log-uniform in ``radius`` x the image side. Every object has
-    its own random colour and a faint texture.
+    object of the same cluster (centre distance ``spacing`` x the sum of the two radii, 0.7-1.0
+    by default), and all objects of a cluster share its class. Later objects occlude earlier
+    ones; masks are the visible parts. Radii are log-uniform in ``radius`` x the image side.
+    Every object has its own random colour and a faint texture.
 
     Items: ``(image [3, S, S] float in [0, 1], target)``, target with ``boxes``, ``labels``
     (1 disk, 2 square), ``masks`` (uint8), ``semantic`` ([S, S], 0 background) and
@@ -78,7 +78,7 @@ class TouchingWorld(Dataset):
     def __init__(self, num_samples: int, image_size: int | None = None, seed: int = 0,
                  split: str = "train", objects: tuple[int, int] = (4, 9),
                  radius: tuple[float, float] = (0.035, 0.15), cluster_size: int = 3,
-                 target: str = "instances") -> None:
+                 spacing: tuple[float, float] = (0.7, 1.0), target: str = "instances") -> None:
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         if split not in _SPLITS:
@@ -89,13 +89,15 @@ class TouchingWorld(Dataset):
             raise ValueError(f"objects must be a range (lo, hi) with 1 <= lo <= hi, got {objects}")
         if not 0 < radius[0] <= radius[1] < 0.5:
             raise ValueError(f"radius must be a range of fractions in (0, 0.5), got {radius}")
+        if not 0 < spacing[0] <= spacing[1]:
+            raise ValueError(f"spacing must be a range (lo, hi) with 0 < lo <= hi, got {spacing}")
         self.num_samples = int(num_samples)
         self.image_size = int(image_size or config.get_profile().image_size)
         if self.image_size < 16:
             raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
         self.seed, self.split = int(seed), split
         self.objects, self.radius, self.cluster_size = objects, radius, int(cluster_size)
-        self.target = target
+        self.spacing, self.target = spacing, target
         self.class_names, self.palette = TOUCHING_CLASSES, TOUCHING_PALETTE
         self.num_classes = len(TOUCHING_CLASSES)
 
@@ -149,7 +151,8 @@ class TouchingWorld(Dataset):
                 cx, cy = rng.uniform(r, s - r), rng.uniform(r, s - r)
             else:  # touch or overlap an object of this cluster
                 px, py, pr, _ = same[int(rng.integers(len(same)))]
-                angle, gap = rng.uniform(0, 2 * math.pi), rng.uniform(0.7, 1.0) * (pr + r)
+                angle = rng.uniform(0, 2 * math.pi)
+                gap = rng.uniform(*self.spacing) * (pr + r)
                 cx, cy = px + gap * math.cos(angle), py + gap * math.sin(angle)
             placed.append((cx, cy, r, cluster))
             cls = cls_of_cluster[cluster]

@@ -58,15 +58,18 @@ run: setup data
 	$(PY) -m course_lib.run_notebook $(NB) --profile $(PROFILE)
 
 # The course book: every notebook (or `NB=05`) executed in the standard profile, one after
-# another, into artifacts/book/ (executed copies, HTML, index.html with times, memory and every
-# lesson table). Fails when a cell fails or a lesson does not hold.
+# another (or `JOBS=2` at a time, each kernel with cores/JOBS threads), into artifacts/book/
+# (executed copies, HTML, index.html with times, memory and every lesson table). Fails when a
+# cell fails or a lesson does not hold.
+JOBS ?= 1
 book: setup data
-	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.book $(or $(NB),all) --profile standard
+	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.book $(or $(NB),all) --profile standard --jobs $(JOBS)
 
 # Full-profile smoke run: every notebook at paper widths and 256 px on this CPU, each loop capped
-# at 2 steps and the data sets at a few images (COURSE_SMOKE=1), into artifacts/smoke/.
+# at 2 steps and the data sets at a few images (COURSE_SMOKE=1), into artifacts/smoke/; `JOBS=2`
+# as for the book.
 smoke: setup data
-	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.book $(or $(NB),all) --profile full --smoke --no-html --out artifacts/smoke
+	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.book $(or $(NB),all) --profile full --smoke --no-html --out artifacts/smoke --jobs $(JOBS)
 
 # Student copies (solutions stripped, outputs cleared) into student/; existing copies are
 # kept unless OVERWRITE=1 (a teacher preparing the hand-out)

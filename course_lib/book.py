@@ -3,12 +3,16 @@
     python -m course_lib.book                 # every notebook, standard profile (make book)
     python -m course_lib.book 05              # one notebook (make book NB=05)
     python -m course_lib.book all --profile full --smoke --out artifacts/smoke --no-html
+    python -m course_lib.book --jobs 2        # two notebooks at a time (make book JOBS=2)
 
-The notebooks run one after another, each in a fresh ``python3`` kernel started by nbclient
-(the kernel a student gets), with ``COURSE_PROFILE`` set and ``COURSE_LESSON_LOG`` pointing at
-a file of its own; everything else in the environment, ``COURSE_SEED`` and
-``COURSE_DATA_MIRROR`` included, reaches the kernel unchanged. For each notebook the book
-keeps, under ``--out`` (default ``artifacts/book/``):
+Each notebook runs in a fresh ``python3`` kernel started by nbclient (the kernel a student
+gets), with ``COURSE_PROFILE`` set and ``COURSE_LESSON_LOG`` pointing at a file of its own;
+everything else in the environment, ``COURSE_SEED`` and ``COURSE_DATA_MIRROR`` included,
+reaches the kernel unchanged. The notebooks run one after another, or ``--jobs N`` at a time
+(each in a worker process of its own, its kernel with ``OMP_NUM_THREADS`` = cores // N); a
+notebook that loads an earlier notebook's checkpoint (``"checkpoints" / f"05_...``, as 06 loads
+05's FCN) starts only after that notebook has finished. For each notebook the book keeps,
+under ``--out`` (default ``artifacts/book/``):
 
 - ``<name>.ipynb`` — the executed copy (also when a cell failed), and ``<name>.html``
   (nbconvert's lab template) unless ``--no-html``;
@@ -27,11 +31,14 @@ import argparse
 import datetime
 import html
 import json
+import multiprocessing
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
+from concurrent import futures
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,7 +48,7 @@ from course_lib import lessons
 from course_lib.config import PROFILES, SEED_VAR, SMOKE_VAR
 from course_lib.run_notebook import REPO_ROOT, execute, find_notebooks
 
-__all__ = ["Record", "build", "main", "notebook_title", "write_index"]
+__all__ = ["Record", "build", "depends_on", "main", "notebook_title", "write_index"]
 
 DEFAULT_OUT = REPO_ROOT / "artifacts" / "book"
 MIRROR_VAR = "COURSE_DATA_MIRROR"  # real data sets (notebook 08); see course_lib.data.formats
@@ -102,14 +109,19 @@ def _render_html(notebook: Path, target: Path) -> None:
 
 
 def build_one(path: Path, out: Path, profile: str, *, smoke: bool = False, timeout: int = 1200,
-              render: bool = True) -> Record:
-    """Execute one notebook into the book folder ``out`` and return (and save) its record."""
+              render: bool = True, threads: int | None = None) -> Record:
+    """Execute one notebook into the book folder ``out`` and return (and save) its record.
+
+    ``threads`` sets the kernel's ``OMP_NUM_THREADS`` (left as inherited when None).
+    """
     (out / "lessons").mkdir(parents=True, exist_ok=True)
     (out / "records").mkdir(parents=True, exist_ok=True)
     log = out / "lessons" / f"{path.stem}.jsonl"
     log.unlink(missing_ok=True)
     env = {"COURSE_PROFILE": profile, lessons.LOG_VAR: str(log.resolve()),
            SMOKE_VAR: "1" if smoke else None}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     built = datetime.datetime.now().isoformat(timespec="seconds")
     result = execute(path, out, timeout=timeout, env=env)
     page = None
@@ -217,12 +229,41 @@ def write_index(out: Path, notebooks: list[Path], this_run: list[Record], *,
     return target
 
 
+# a checkpoint another notebook wrote: data_dir() / "checkpoints" / f"05_fcn32s_{run_tag()}.pt"
+CHECKPOINT_OF = re.compile(r"""["']checkpoints["']\s*/\s*f?["'](\d+)_""")
+
+
+def depends_on(path: Path, others: list[Path]) -> list[Path]:
+    """The notebooks among ``others`` whose checkpoints ``path`` loads (by their number)."""
+    nb = nbformat.read(path, as_version=4)
+    numbers = {int(m.group(1)) for cell in nb.cells if cell.cell_type == "code"
+               for m in CHECKPOINT_OF.finditer(cell.source)}
+    own = path.stem.split("_", 1)[0]
+    return [other for other in others if other != path and other.stem.split("_", 1)[0] != own
+            and other.stem.split("_", 1)[0].isdigit()
+            and int(other.stem.split("_", 1)[0]) in numbers]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | None = None, *,
           smoke: bool = False, timeout: int = 1200, render: bool = True,
-          notebook_dir: str | os.PathLike | None = None) -> list[Record]:
-    """Build the book for the notebooks matching ``specs`` ("all", numbers, names, paths)."""
+          notebook_dir: str | os.PathLike | None = None, jobs: int = 1) -> list[Record]:
+    """Build the book for the notebooks matching ``specs`` ("all", numbers, names, paths).
+
+    ``jobs`` notebooks run at a time, each kernel with ``OMP_NUM_THREADS`` = cores // jobs
+    (at least 1); with ``jobs=1`` they run one after another in this process and the kernels
+    inherit ``OMP_NUM_THREADS``. The records come back in notebook order.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles are: {', '.join(PROFILES)}")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     folder = Path(out) if out is not None else DEFAULT_OUT
     chosen: list[Path] = []
     for spec in specs or ["all"]:
@@ -231,17 +272,47 @@ def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | 
     everything = find_notebooks("all", notebook_dir or chosen[0].parent)
     start = time.perf_counter()
     done: list[Record] = []
-    for path in chosen:
+    options = {"smoke": smoke, "timeout": timeout, "render": render}
+
+    def started(path: Path) -> None:
         print(f"[book] {path.name} ({profile}{', smoke' if smoke else ''}) ...", flush=True)
-        record = build_one(path, folder, profile, smoke=smoke, timeout=timeout, render=render)
+
+    def finished(record: Record) -> None:
         done.append(record)
         shown = f"{record.seconds:.1f} s, peak {_mib(record.peak_rss_bytes)}, lessons " \
                 f"{_counts(record.lesson_entries())}"
-        print(f"[book] {path.name}: {'ok' if record.ok else 'FAILED'} ({shown})", flush=True)
+        print(f"[book] {record.name}.ipynb: {'ok' if record.ok else 'FAILED'} ({shown})",
+              flush=True)
         if record.error:
             print(record.error, flush=True)
         write_index(folder, everything, done, total_seconds=time.perf_counter() - start)
-    return done
+
+    if jobs == 1:
+        for path in chosen:
+            started(path)
+            finished(build_one(path, folder, profile, **options))
+    else:
+        threads = max(1, _cores() // jobs)
+        waits = {path: depends_on(path, chosen) for path in chosen}
+        pending, running, complete = list(chosen), {}, set()
+        # worker processes: each has an environment of its own for the kernel it starts
+        with futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")
+                                         ) as pool:
+            while pending or running:
+                ready = [p for p in pending if all(d in complete for d in waits[p])]
+                if not ready and not running:  # notebooks waiting for each other: in order
+                    ready = pending[:1]
+                for path in ready[:jobs - len(running)]:
+                    pending.remove(path)
+                    started(path)
+                    running[pool.submit(build_one, path, folder, profile, threads=threads,
+                                        **options)] = path
+                ended, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for job in ended:
+                    complete.add(running.pop(job))
+                    finished(job.result())
+    order = {path.stem: i for i, path in enumerate(chosen)}
+    return sorted(done, key=lambda record: order[record.name])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,10 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help=f"book folder (default {DEFAULT_OUT})")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML pages")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time (default 1), "
+                        "each kernel with OMP_NUM_THREADS = cores // jobs")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     start = time.perf_counter()
     records = build(args.notebooks, args.profile, args.out, smoke=args.smoke,
-                    timeout=args.timeout, render=not args.no_html)
+                    timeout=args.timeout, render=not args.no_html, jobs=args.jobs)
     failed = [r.name for r in records if not r.ok]
     folder = Path(args.out) if args.out else DEFAULT_OUT
     print(f"[book] {len(records)} notebook(s) in {time.perf_counter() - start:.1f} s, "

@@ -113,4 +113,58 @@ def test_title_and_bad_profile() -> None:
     with pytest.raises(ValueError, match="unknown profile"):
         book.build(["all"], profile="huge")
     assert book.notebook_title(Path(__file__).parent.parent / "notebooks" / "05_fcn.ipynb"
-                               ).startswith("05 · Fully convolutional")
+                               ).startswith("05 · ")  # the first "# " heading, not the name
+
+
+WAIT_FOR = """import json, os, time
+from pathlib import Path
+Path('{me}.started').touch()
+deadline = time.time() + 120
+while not Path('{other}.started').exists():  # only when both run at once
+    assert time.time() < deadline, 'the other notebook never started: not run in parallel'
+    time.sleep(0.1)
+time.sleep({linger})
+Path('{me}.json').write_text(json.dumps(os.environ.get('OMP_NUM_THREADS')))
+Path('{me}.done').touch()"""
+
+
+def test_jobs_run_notebooks_side_by_side_and_in_order_of_their_checkpoints(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--jobs 2: 00 and 01 wait for each other (so they must run at once), 02 loads what 00
+    wrote (so it must start after 00, not after 01, which ends first); the index and the
+    records stay in notebook order, each kernel has cores // 2 threads."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_first.ipynb", "00 · First", [
+        WAIT_FOR.format(me="00", other="01", linger=5)])
+    _notebook(folder / "01_second.ipynb", "01 · Second", [
+        WAIT_FOR.format(me="01", other="00", linger=0)])
+    _notebook(folder / "02_third.ipynb", "02 · Third", [
+        "from pathlib import Path\n"
+        "# as notebook 06 loads data_dir() / \"checkpoints\" / f\"05_fcn32s_{run_tag()}.pt\"\n"
+        "checkpoint = Path('.') / 'checkpoints' / '00_first.pt'\n"
+        "assert Path('00.done').exists(), 'started before notebook 00 had finished'"])
+    assert book.depends_on(folder / "02_third.ipynb", sorted(folder.glob("*.ipynb"))) == [
+        folder / "00_first.ipynb"]
+    out = tmp_path / "book"
+    records = book.build(["all"], "quick", out, notebook_dir=folder, timeout=180, render=False,
+                         jobs=2)
+    output = capsys.readouterr().out
+    assert [r.name for r in records] == ["00_first", "01_second", "02_third"]
+    assert all(r.ok for r in records), [r.error for r in records]
+    assert output.index("01_second.ipynb: ok") < output.index("00_first.ipynb: ok")
+    threads = str(max(1, book._cores() // 2))
+    assert json.loads((folder / "00.json").read_text()) == threads
+    assert json.loads((folder / "01.json").read_text()) == threads
+    page = (out / "index.html").read_text()
+    positions = [page.index(title) for title in ("00 · First", "01 · Second", "02 · Third")]
+    assert positions == sorted(positions)
+    assert page.count(" min</td>") == 3 and "3 notebook(s)" in page
+    for record in records:
+        saved = json.loads((out / "records" / f"{record.name}.json").read_text())
+        assert saved["ok"] and saved["seconds"] > 0
+
+
+def test_jobs_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
+        book.build(["all"], jobs=0)

@@ -35,6 +35,18 @@ SMOKE_TRAIN = 8
 SMOKE_BATCH = 2
 SMOKE_VAL = SMOKE_STEPS * SMOKE_BATCH
 IGNORE_INDEX = 255  # label of "void" pixels, dropped by losses and metrics (as in VOC)
+
+
+def check_ignore_index(num_classes: int, ignore_index: int | None) -> None:
+    """Refuse the default ignore index 255 when it is also a class (``num_classes > 255``):
+    its pixels would be dropped from the loss or the score without a word."""
+    if ignore_index == IGNORE_INDEX and num_classes > IGNORE_INDEX:
+        raise ValueError(
+            f"num_classes={num_classes} makes {IGNORE_INDEX} a class, but ignore_index="
+            f"{IGNORE_INDEX} would drop its pixels: pass ignore_index=None (every label is a "
+            f"class) or a label outside [0, {num_classes}) such as -100"
+        )
+
 T = TypeVar("T")
 
 

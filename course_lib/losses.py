@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.config import IGNORE_INDEX
+from course_lib.config import IGNORE_INDEX, check_ignore_index
 
 __all__ = [
     "AUX_WEIGHT",
@@ -74,6 +74,7 @@ def _check(logits: Tensor, target: Tensor, ignore_index: int | None) -> tuple[in
             f"{tuple(logits.shape)}: expected target {tuple(expected)}"
         )
     k = logits.shape[1]
+    check_ignore_index(k, ignore_index)
     valid = target != ignore_index if ignore_index is not None else torch.ones_like(target).bool()
     bad = ((target < 0) | (target >= k)) & valid
     any_bad, any_valid = torch.stack([bad.any(), valid.any()]).tolist()  # one sync
@@ -95,7 +96,7 @@ def cross_entropy(
     logits: Tensor | Mapping[str, Tensor],
     target: Tensor,
     weight: Tensor | None = None,
-    ignore_index: int = IGNORE_INDEX,
+    ignore_index: int | None = IGNORE_INDEX,
     aux_weight: float = AUX_WEIGHT,
     label_smoothing: float = 0.0,
 ) -> Tensor:
@@ -124,8 +125,9 @@ def cross_entropy(
         return _zero(logits)
     if weight is not None:
         weight = weight.to(device=logits.device, dtype=logits.dtype)
+    torch_ignore = -100 if ignore_index is None else ignore_index  # torch's "ignore nothing"
     return F.cross_entropy(
-        logits, target, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing
+        logits, target, weight=weight, ignore_index=torch_ignore, label_smoothing=label_smoothing
     )
 
 
@@ -175,7 +177,7 @@ class CrossEntropyLoss(nn.Module):
     def __init__(
         self,
         weight: Sequence[float] | Tensor | None = None,
-        ignore_index: int = IGNORE_INDEX,
+        ignore_index: int | None = IGNORE_INDEX,
         aux_weight: float = AUX_WEIGHT,
         label_smoothing: float = 0.0,
     ) -> None:
@@ -218,7 +220,7 @@ class DiceLoss(nn.Module):
 
     def __init__(
         self,
-        ignore_index: int = IGNORE_INDEX,
+        ignore_index: int | None = IGNORE_INDEX,
         smooth: float = 1.0,
         square_denominator: bool = False,
     ) -> None:
@@ -265,7 +267,7 @@ class FocalLoss(nn.Module):
         self,
         gamma: float = 2.0,
         alpha: float | Sequence[float] | Tensor | None = None,
-        ignore_index: int = IGNORE_INDEX,
+        ignore_index: int | None = IGNORE_INDEX,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
@@ -321,7 +323,7 @@ class CEDiceLoss(nn.Module):
     def __init__(
         self,
         weight: Sequence[float] | Tensor | None = None,
-        ignore_index: int = IGNORE_INDEX,
+        ignore_index: int | None = IGNORE_INDEX,
         smooth: float = 1.0,
         square_denominator: bool = False,
         ce_weight: float = 1.0,
@@ -365,7 +367,7 @@ def build_loss(name: str, **kwargs: object) -> nn.Module:
 # --------------------------------------------------------------------------------------------
 # Medical-segmentation losses (issue 6): V-Net Dice, generalised Dice, U-Net's border weights
 # --------------------------------------------------------------------------------------------
-def vnet_dice_loss(ignore_index: int = IGNORE_INDEX, smooth: float = 1.0) -> DiceLoss:
+def vnet_dice_loss(ignore_index: int | None = IGNORE_INDEX, smooth: float = 1.0) -> DiceLoss:
     """V-Net's Dice loss (Milletari et al. 2016, Eq. 1): denominator ``sum p^2 + sum g^2``.
 
     The same :class:`DiceLoss`, with ``square_denominator=True`` (not a second copy).
@@ -385,7 +387,7 @@ class GeneralisedDiceLoss(nn.Module):
     added to numerator and denominator.
     """
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 1e-6) -> None:
+    def __init__(self, ignore_index: int | None = IGNORE_INDEX, smooth: float = 1e-6) -> None:
         super().__init__()
         if smooth < 0:
             raise ValueError(f"smooth must be >= 0, got {smooth}")

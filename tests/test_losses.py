@@ -172,3 +172,11 @@ def test_constructor_errors() -> None:
         L.DiceLoss(smooth=-1.0)
     with pytest.raises(ValueError, match=r"weight must have shape \[3\]"):
         L.cross_entropy(*_batch(), weight=torch.ones(4))
+
+
+@pytest.mark.parametrize("name", ["ce", "dice", "focal"])
+def test_ignore_index_255_refused_when_255_is_a_class(name: str) -> None:
+    logits, target = _batch((1, 256, 2, 3))
+    with pytest.raises(ValueError, match=r"num_classes=256.*ignore_index=255"):
+        L.build_loss(name)(logits, target)
+    assert torch.isfinite(L.build_loss(name, ignore_index=None)(logits, target.clamp_max(255)))

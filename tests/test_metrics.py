@@ -295,3 +295,40 @@ def test_pair_confusion_rejects_bad_pairs_and_handles_absent_classes() -> None:
         pair_confusion(cm, (1, 3))
     with pytest.raises(ValueError, match="square"):
         pair_confusion(torch.zeros(3, 4), (1, 2))
+
+
+# --------------------------------------------------------------------------------------
+# Inputs that used to give a silent wrong answer or torch's own error
+# --------------------------------------------------------------------------------------
+def test_nan_logits_are_refused_not_scored() -> None:
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    logits = torch.full((2, 3, 4, 4), math.nan)  # all NaN: argmax would call every pixel 0
+    logits[0, :, 0, 0] = 1.0  # one finite pixel: 3 of the 96 values
+    for score in (lambda: M.confusion_matrix(logits, target, 3),
+                  lambda: M.ConfusionMatrix(3).update(logits, target),
+                  lambda: M.per_image_miou(logits, target, 3)):
+        with pytest.raises(ValueError, match=r"logits hold 93 NaN value\(s\) \(of 96\)"):
+            score()
+
+
+def test_empty_inputs_are_refused_clearly() -> None:
+    empty = torch.zeros(0, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"no pixels.*\(0, 4, 4\)"):
+        M.confusion_matrix(empty, empty, 3)
+    with pytest.raises(ValueError, match=r"no pixels.*\(0, 4, 4\)"):
+        M.confusion_matrix(torch.zeros(0, 3, 4, 4), empty, 3)
+    with pytest.raises(ValueError, match="no pixels"):
+        M.ConfusionMatrix(3).update(empty, empty)
+
+
+def test_ignore_index_255_refused_when_255_is_a_class() -> None:
+    pred = target = torch.tensor([[0, 255, 17]])
+    message = r"num_classes=256.*ignore_index=255"
+    with pytest.raises(ValueError, match=message):
+        M.confusion_matrix(pred, target, 256)
+    with pytest.raises(ValueError, match=message):
+        M.ConfusionMatrix(256)
+    with pytest.raises(ValueError, match=message):
+        M.per_image_miou(pred, target, 256)
+    cm = M.confusion_matrix(pred, target, 256, ignore_index=None)  # every label a class
+    assert int(cm[255, 255]) == 1 and int(cm.sum()) == 3

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.config import IGNORE_INDEX
+from course_lib.config import IGNORE_INDEX, check_ignore_index
 
 from .confusion import confusion_counts
 from .labels import as_labels, check_pred_range
@@ -64,6 +64,7 @@ def boundary_f_score(
     if not isinstance(tolerance, int) or isinstance(tolerance, bool) or tolerance < 0:
         raise ValueError(f"tolerance must be an int >= 0 (pixels), got {tolerance!r}")
     pred, target, from_logits = as_labels(pred, target, num_classes)
+    check_ignore_index(num_classes, ignore_index)
     if target.dim() == 2:
         pred, target = pred.unsqueeze(0), target.unsqueeze(0)
     if target.dim() != 3:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from course_lib.config import IGNORE_INDEX
+from course_lib.config import IGNORE_INDEX, check_ignore_index
 
 from .labels import as_labels, bad_target_error, check_pred_range
 from .scores import segmentation_metrics
@@ -108,9 +108,11 @@ def confusion_matrix(
 
     Raises:
         ValueError: shapes that do not match, a float target, a label ``>= K`` that is not
-            ``ignore_index`` or a negative label (the message lists the labels found).
+            ``ignore_index`` or a negative label (the message lists the labels found), NaN
+            logits, no pixels at all, or the default ``ignore_index=255`` with ``K > 255``.
     """
     pred, target, from_logits = as_labels(pred, target, num_classes)
+    check_ignore_index(num_classes, ignore_index)
     if not from_logits:
         check_pred_range(pred, num_classes)
     return confusion_counts(pred, target, num_classes, ignore_index)
@@ -133,6 +135,7 @@ class ConfusionMatrix:
     def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        check_ignore_index(num_classes, ignore_index)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)

@@ -41,6 +41,12 @@ def as_labels(pred: Tensor, target: Tensor, num_classes: int) -> tuple[Tensor, T
                 f"logits shape {tuple(pred.shape)} does not match target shape "
                 f"{tuple(target.shape)} (expected logits [N, K, ...] with target [N, ...])"
             )
+        nans = torch.isnan(pred)
+        if bool(nans.any()):  # argmax would call a NaN the largest value: a silent score
+            raise ValueError(
+                f"logits hold {int(nans.sum())} NaN value(s) (of {pred.numel()}); a diverged "
+                "model cannot be scored (check the learning rate and the loss)"
+            )
         pred = pred.argmax(dim=1)
         from_logits = True
     elif pred.dim() == target.dim():
@@ -59,6 +65,11 @@ def as_labels(pred: Tensor, target: Tensor, num_classes: int) -> tuple[Tensor, T
         raise ValueError(
             f"pred shape {tuple(pred.shape)} does not fit target shape {tuple(target.shape)}: "
             "pred must be labels of the same shape or logits [N, K, ...] for target [N, ...]"
+        )
+    if target.numel() == 0:
+        raise ValueError(
+            f"pred and target hold no pixels: target shape {tuple(target.shape)} "
+            f"(pred shape {tuple(pred.shape)}); nothing to score"
         )
     return pred, target, from_logits
 

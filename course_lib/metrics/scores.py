@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from course_lib.config import IGNORE_INDEX
+from course_lib.config import IGNORE_INDEX, check_ignore_index
 
 from .labels import as_labels, bad_target_error, check_pred_range
 
@@ -127,6 +127,7 @@ def per_image_miou(
     matrices come from one ``bincount`` (image ``i`` offsets its bins by ``i * K * K``).
     """
     pred, target, from_logits = as_labels(pred, target, num_classes)
+    check_ignore_index(num_classes, ignore_index)
     if target.dim() < 1 or target.shape[0] == 0:
         raise ValueError(f"expected a batch [N, ...] with N >= 1, got shape {tuple(target.shape)}")
     if not from_logits:

@@ -84,3 +84,52 @@ def test_fetch_rejects_an_archive_with_the_wrong_checksum(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="sha256 mismatch"):
         sources.fetch("toy", root=tmp_path / "real")
     assert not (tmp_path / "real" / "toy").exists()
+
+
+# --------------------------------------------------------------------------------------
+# fetch never deletes what the course did not create
+# --------------------------------------------------------------------------------------
+def _toy_mirror(tmp_path: Path) -> Path:
+    """A mirror folder holding a complete copy of the 'toy' data set."""
+    images = tmp_path / "mirror" / "toy" / "images"
+    images.mkdir(parents=True)
+    (images / "0.png").write_bytes(b"mirror copy")
+    return tmp_path / "mirror"
+
+
+def _users_incomplete_folder(root: Path) -> Path:
+    """root/toy as a user left it: their own notes, and images/ without the required file."""
+    target = root / "toy"
+    (target / "images").mkdir(parents=True)
+    (target / "my_notes.txt").write_text("mine")
+    return target
+
+
+def test_fetch_from_a_mirror_refuses_to_replace_an_incomplete_user_folder(tmp_path, monkeypatch):
+    monkeypatch.setitem(sources.DATASETS, "toy", _local_archive_source(tmp_path, sha256=None))
+    monkeypatch.setenv(sources.MIRROR_VAR, str(_toy_mirror(tmp_path)))
+    target = _users_incomplete_folder(tmp_path / "real")
+    with pytest.raises(FileExistsError, match=rf"{target}.*images/0\.png"):
+        sources.fetch("toy", root=tmp_path / "real")
+    assert not target.is_symlink() and (target / "my_notes.txt").read_text() == "mine"
+    # What fetch may replace: an empty folder, or a link it made to an older mirror copy.
+    (target / "my_notes.txt").unlink()
+    (target / "images").rmdir()
+    assert sources.fetch("toy", root=tmp_path / "real") == target and target.is_symlink()
+    old = tmp_path / "old_mirror" / "toy"
+    old.mkdir(parents=True)
+    target.unlink()
+    target.symlink_to(old, target_is_directory=True)
+    sources.fetch("toy", root=tmp_path / "real")
+    assert (target / "images" / "0.png").read_bytes() == b"mirror copy" and old.is_dir()
+
+
+def test_fetch_download_refuses_to_replace_an_incomplete_user_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(sources.MIRROR_VAR, raising=False)
+    monkeypatch.setattr(sources, "_host_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setitem(sources.DATASETS, "toy", _local_archive_source(tmp_path, sha256=None))
+    target = _users_incomplete_folder(tmp_path / "real")
+    with pytest.raises(FileExistsError, match=rf"{target}.*images/0\.png"):
+        sources.fetch("toy", root=tmp_path / "real")
+    assert (target / "my_notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["toy"]  # no download left

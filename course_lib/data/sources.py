@@ -195,6 +195,21 @@ def _extract(archive: Path, into: Path) -> None:
                 t.extractall(into)  # noqa: S202
 
 
+def _make_room(target: Path, src: DatasetSource) -> None:
+    """Remove what stands at ``target`` when the course may replace it (a link, e.g. to an
+    older mirror copy, or an empty folder); refuse anything else: never delete user files."""
+    if target.is_symlink():
+        target.unlink()  # removes the link only, not what it points to
+    elif target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    elif target.exists():
+        raise FileExistsError(
+            f"{target} exists but is not a complete copy of {src.name!r} (missing "
+            f"{', '.join(_missing(target, src))}); it may hold your own files, so it is left "
+            "as it is: complete it, or move it away and fetch again"
+        )
+
+
 def fetch(name: str, root: str | Path | None = None, download: bool = True) -> Path:
     """Make data set ``name`` available and return its folder (``root/<folder>``).
 
@@ -204,6 +219,8 @@ def fetch(name: str, root: str | Path | None = None, download: bool = True) -> P
     copied) into place and its layout checked; nothing is downloaded. Otherwise the official
     archive is downloaded (``download=True``), checked against its recorded checksum and
     extracted. Without network or mirror this raises a ``RuntimeError`` that says what to do.
+    An incomplete folder already at ``root/<folder>`` is replaced only when it is a link or
+    empty; one holding files raises ``FileExistsError`` naming it (nothing is deleted).
     """
     src = _source(name)
     root = Path(root).expanduser() if root is not None else config.data_dir() / "real"
@@ -222,11 +239,7 @@ def fetch(name: str, root: str | Path | None = None, download: bool = True) -> P
             raise FileNotFoundError(f"mirror copy {origin} lacks the expected layout: "
                                     f"missing {', '.join(missing)}")
         root.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink() or target.exists():
-            if target.is_symlink() or target.is_file():
-                target.unlink()
-            else:
-                shutil.rmtree(target)
+        _make_room(target, src)
         try:
             target.symlink_to(origin.resolve(), target_is_directory=True)
         except OSError:
@@ -242,6 +255,7 @@ def fetch(name: str, root: str | Path | None = None, download: bool = True) -> P
     if not _host_reachable(url):
         raise RuntimeError(f"cannot reach {urllib.request.urlparse(url).hostname} (no network?) "
                            f"to fetch {src.name!r}; " + hint)
+    _make_room(target, src)  # before the download: refuse early, and leave nothing behind
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         tmpdir = Path(tmp)
@@ -257,7 +271,6 @@ def fetch(name: str, root: str | Path | None = None, download: bool = True) -> P
         if missing:
             raise RuntimeError(f"archive of {src.name!r} lacks {', '.join(missing)} "
                                f"under {src.extract!r}")
-        if target.exists():
-            shutil.rmtree(target)
+        _make_room(target, src)  # something may have appeared there during the download
         shutil.move(str(extracted), str(target))
     return target

@@ -59,3 +59,22 @@ def test_polygons_match_pycocotools_exactly():
     box = [[3.5, 4.0, 10.0, 7.5]]  # pycocotools reads a 4-number list as a box
     ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(np.array(box), h, w)))
     assert np.array_equal(cm.polygons_to_mask(box, h, w), ref.astype(bool))
+
+
+def test_malformed_polygons_raise_clearly():
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    h, w = 20, 20
+    for polys, message in [
+        ([[5.0, 5.0]], r"polygon 0 has 1 point.*at least 3 points"),  # pycocotools raises too
+        ([[5.0, 5.0, 6.0]], r"odd number of coordinates \(3\)"),
+        ([[1.0, 1.0, 10.0, 1.0, 10.0]], r"odd number of coordinates \(5\)"),
+        ([], "no polygon"),
+        ([["a", "b", "c", "d", "e", "f"]], "polygon 0 .*numbers"),
+        ([[1, 1, 9, 9], [1, 1, 5, 1, 5, 5]], r"box.*\[x, y, w, h\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            cm.polygons_to_mask(polys, h, w)
+    # A degenerate polygon after a real one draws nothing, in pycocotools as here.
+    polys = [[1.0, 1.0, 10.0, 1.0, 10.0, 10.0], [3.0, 3.0, 4.0, 4.0]]
+    ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys, h, w)))
+    assert np.array_equal(cm.polygons_to_mask(polys, h, w), ref.astype(bool))

@@ -186,10 +186,45 @@ def _poly_counts(xy: Sequence[float], h: int, w: int) -> np.ndarray:
     return b
 
 
+def _checked_polygons(polygons: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """The polygons as float arrays, refusing what pycocotools refuses or misreads: no
+    polygon, a first polygon of fewer than 3 points, non-numbers, an odd coordinate count,
+    and a box ``[x, y, w, h]`` (a 4-number first entry) mixed with polygons."""
+    if len(polygons) == 0:
+        raise ValueError("no polygon: a COCO polygon segmentation is a list of "
+                         "[x1, y1, x2, y2, ...] lists")
+    polys = []
+    for i, p in enumerate(polygons):
+        try:
+            xy = np.asarray(p, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"polygon {i} must hold numbers [x1, y1, x2, y2, ...], "
+                             f"got {str(p)[:60]}") from err
+        if xy.ndim != 1 or len(xy) % 2:
+            raise ValueError(f"polygon {i} has an odd number of coordinates ({xy.size}): "
+                             "expected x, y pairs [x1, y1, x2, y2, ...]")
+        polys.append(xy)
+    if len(polys[0]) == 4:
+        lengths = [len(p) for p in polys]
+        if any(n != 4 for n in lengths):
+            raise ValueError(f"polygon 0 has 4 numbers, read as a box [x, y, w, h] (as "
+                             f"pycocotools does), but the others are not boxes: lengths {lengths}")
+    elif len(polys[0]) < 6:
+        n = len(polys[0]) // 2
+        raise ValueError(f"polygon 0 has {n} point{'s' if n != 1 else ''}: a polygon needs "
+                         "at least 3 points (pycocotools refuses it too)")
+    return polys
+
+
 def polygons_to_mask(polygons: Sequence[Sequence[float]], h: int, w: int) -> np.ndarray:
-    """Union of COCO polygons as a bool [H,W] mask, identical to ``pycocotools``."""
-    polys = [p for p in polygons if len(p) >= 4]
-    if polys and len(polys[0]) == 4:  # pycocotools reads 4-number lists as [x, y, w, h] boxes
+    """Union of COCO polygons as a bool [H,W] mask, identical to ``pycocotools``.
+
+    A first entry of 4 numbers makes every entry a box ``[x, y, w, h]`` (as in pycocotools);
+    a later polygon of fewer than 3 points draws nothing (as in pycocotools). Malformed input
+    raises ``ValueError`` naming the polygon (see :func:`_checked_polygons`).
+    """
+    polys = [p for p in _checked_polygons(polygons) if len(p) >= 4]
+    if len(polys[0]) == 4:  # pycocotools reads 4-number lists as [x, y, w, h] boxes
         polys = [[x0, y0, x0, y0 + bh, x0 + bw, y0 + bh, x0 + bw, y0] for x0, y0, bw, bh in polys]
     out = np.zeros((h, w), dtype=bool)
     for p in polys:  # a loop over the few polygons of one object

@@ -3,6 +3,7 @@ against pycocotools) and their clear errors."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -160,3 +161,97 @@ def test_errors_name_the_problem(tmp_path):
         rd.CamVid(tmp_path / "nolabel")
     with pytest.raises(FileNotFoundError, match="instances_val"):
         rd.COCOInstances(tmp_path, split="val")
+
+
+# --------------------------------------------------------------------------------------
+# Masks and images that used to be read wrongly without a word
+# --------------------------------------------------------------------------------------
+def _voc_layout(root: Path, mask: Image.Image) -> Path:
+    voc = root / "VOC2012"
+    for d in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / d).mkdir(parents=True)
+    w, h = mask.size
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(voc / "JPEGImages" / "a.png")
+    mask.save(voc / "SegmentationClass" / "a.png")
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("a\n")
+    return voc
+
+
+def test_voc_mask_saved_as_rgb_is_read_through_the_voc_colour_map(tmp_path):
+    from course_lib.viz import voc_colormap
+
+    # boat is (0, 0, 128), whose luminance 15 is person's index: the old misreading
+    labels = np.array([[0, 4, 4], [15, 20, 255]], np.uint8)
+    rgb = voc_colormap(256)[labels]
+    assert rgb[0, 1].tolist() == [0, 0, 128]
+    assert np.asarray(Image.fromarray(rgb).convert("L"))[0, 1] == 15
+    s = rd.VOCSegmentation(_voc_layout(tmp_path / "rgb", Image.fromarray(rgb)))[0]
+    assert s["mask"].tolist() == labels.tolist()
+    rgb[1, 0] = [1, 2, 3]  # no VOC colour
+    bad = rd.VOCSegmentation(_voc_layout(tmp_path / "bad", Image.fromarray(rgb)))
+    with pytest.raises(ValueError, match=r"a\.png.*\(1, 2, 3\).*VOC colour map"):
+        bad[0]
+
+
+def test_voc_palette_index_that_is_no_class_fails_at_read_time(tmp_path):
+    labels = np.array([[0, 12], [50, 255]], np.uint8)
+    png = Image.fromarray(labels, mode="L").convert("P")
+    with pytest.raises(ValueError, match=r"SegmentationClass/a\.png.*\[50\].*0\.\.20.*255"):
+        rd.VOCSegmentation(_voc_layout(tmp_path, png))[0]
+
+
+def test_camvid_labels_beyond_the_classes_are_refused_only_11_is_void(tmp_path):
+    root = _camvid_layout(tmp_path / "cv")
+    Image.fromarray(np.array([[0, 10, 11, 12]] * 6, np.uint8).repeat(2, axis=1)).save(
+        root / "trainannot" / "a.png")
+    with pytest.raises(ValueError, match=r"trainannot/a\.png.*\[12\].*0\.\.10.*11"):
+        rd.CamVid(root)[0]
+    Image.fromarray(np.array([[0, 10, 11, 255]] * 6, np.uint8).repeat(2, axis=1)).save(
+        root / "trainannot" / "a.png")
+    assert rd.CamVid(root)[0]["mask"][0].tolist() == [0, 0, 10, 10, 255, 255, 255, 255]
+
+
+def test_16_bit_images_are_rescaled_not_clipped(tmp_path):
+    stack = tmp_path / "drosophila_vnc_sstem" / "stack1"
+    (stack / "raw").mkdir(parents=True)
+    (stack / "membranes").mkdir(parents=True)
+    values = np.array([[0, 257, 1000, 4095], [30000, 40000, 65280, 65535]], np.uint16)
+    Image.fromarray(values).save(stack / "raw" / "00.tif")  # a 16-bit microscope slice
+    Image.fromarray(np.zeros((2, 4), np.uint8)).save(stack / "membranes" / "00.png")
+    image = rd.EMStack(tmp_path, kind="sstem")[0]["image"]
+    assert image.dtype == torch.uint8
+    expected = np.round(values.astype(np.float64) * 255 / 65535)
+    assert image[0].tolist() == expected.tolist()  # 4095 -> 16, not 255
+
+
+def _coco_layout(root: Path, annotations: list[dict]) -> Path:
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2017").mkdir()
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(root / "train2017" / "1.png")
+    data = {"images": [{"id": 1, "file_name": "1.png", "height": 10, "width": 12}],
+            "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
+            "annotations": annotations}
+    (root / "annotations" / "instances_train2017.json").write_text(json.dumps(data))
+    return root
+
+
+def _ann(ann_id: int, segmentation: object, category_id: int = 1) -> dict:
+    return {"id": ann_id, "image_id": 1, "category_id": category_id, "iscrowd": 0,
+            "segmentation": segmentation, "bbox": [1, 1, 5, 5], "area": 25}
+
+
+def test_coco_polygon_of_fewer_than_3_points_is_refused_like_pycocotools(tmp_path):
+    ds = rd.COCOInstances(_coco_layout(tmp_path / "short", [_ann(7, [[2.0, 3.0, 6.0, 3.0,
+                                                                      6.0, 8.0]]),
+                                                             _ann(8, [[2.0, 3.0]])]))
+    with pytest.raises(ValueError, match=r"annotation 8 .*1\.png.*at least 3 points"):
+        ds[0]
+
+
+def test_coco_malformed_polygons_and_unknown_categories_are_named(tmp_path):
+    odd = rd.COCOInstances(_coco_layout(tmp_path / "odd", [_ann(5, [[1.0, 1.0, 8.0, 1.0, 8.0]])]))
+    with pytest.raises(ValueError, match=r"annotation 5 .*odd number of coordinates \(5\)"):
+        odd[0]
+    with pytest.raises(ValueError, match=r"annotation 6 has category_id 99.*instances_train2017"
+                                         r"\.json.*1, 3"):
+        rd.COCOInstances(_coco_layout(tmp_path / "cat", [_ann(6, [[1, 1, 8, 1, 8, 8]], 99)]))

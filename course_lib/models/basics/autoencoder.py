@@ -18,7 +18,7 @@ from ... import config
 from ...receptive_field import conv_output_size
 from ...runtime import evaluating, model_device
 from .. import register_model
-from ..blocks import ConvBNReLU, resize_to
+from ..blocks import ConvBNReLU, check_input, resize_to
 from ..contract import SizeTable
 from .common import batch_starts, epochs_of, progress_bar, require_positive
 
@@ -214,6 +214,7 @@ class EncoderDecoder(nn.Module):
         require_positive("EncoderDecoder", in_channels=in_channels, num_classes=num_classes)
         sizes = ENCODER_DECODER_SIZES.resolve("EncoderDecoder", False, width=width, depth=depth)
         width, depth = sizes.width, sizes.depth
+        self.in_channels = in_channels
         chans = [width * 2**i for i in range(depth + 1)]
         # Encoder g: full-resolution stem, then `depth` stride-2 steps (H → H / 2^depth).
         self.encoder = nn.Sequential(
@@ -226,8 +227,7 @@ class EncoderDecoder(nn.Module):
         self.classifier = nn.Conv2d(chans[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"EncoderDecoder expects input [N, C, H, W], got {tuple(x.shape)}")
+        check_input("EncoderDecoder", x, self.in_channels)
         z = self.encoder(x)
         y = self.decoder(z)
         # Odd sizes were rounded up by the encoder: bring the logits back to H x W.

@@ -170,40 +170,8 @@ def test_student_copy_has_no_solutions_and_no_outputs(path: Path, tmp_path: Path
                 assert "raise NotImplementedError(" in cell.source
 
 
-# Notebooks whose student copy cannot run to its end yet, because of their cells (the fix
-# belongs to the notebook's owner; see the classroom notes of issue 22). strict: when a
-# notebook is fixed, its entry must go.
-_WRAP = ("calls the exercise outside grading.check_function, so the unsolved stub's "
-         "NotImplementedError stops the run: wrap the cell in `with grading.exercise(")
-STUDENT_RUN_BLOCKED: dict[str, str] = {
-    "02_rnn_lstm": f"cell 11 (check of my_lstm_step) {_WRAP}my_lstm_step, "
-                   "forbid=[basics.LSTMCell.forward])`",
-    "05_fcn": f"cell 11 (check of my_bilinear_kernel: w[0, 0] = ... my_bilinear_kernel(4)) "
-              f"{_WRAP}my_bilinear_kernel, forbid=[fcn.bilinear_kernel])`",
-    "06_crf": f"cell 15 (check of my_mean_field_step: mine = my_mean_field_step(...)) "
-              f"{_WRAP}my_mean_field_step, forbid=[crf.mean_field, crf.dense_crf])`",
-    "08_medical": f"cells 29 and 32 (checks of my_dice_loss and my_crop_and_concat) {_WRAP}"
-                  "my_dice_loss, forbid=[DiceLoss])` / `(my_crop_and_concat, "
-                  "forbid=[unet.crop_and_concat])`",
-    "09_multiscale": f"cell 19 (check of my_top_down: mine = ... my_top_down(laterals)) "
-                     f"{_WRAP}my_top_down, forbid=[multiscale.FeaturePyramid.forward])`",
-    "11_deeplab": f"cells 38 and 41 (checks of my_receptive_field and my_image_pooling) {_WRAP}"
-                  "my_receptive_field, forbid=[dilated_receptive_field])` / "
-                  "`(my_image_pooling, forbid=[deeplab.ASPPPooling])`",
-}
-
-
-def _student_run_params() -> list:
-    params = []
-    for path in NOTEBOOKS:
-        reason = STUDENT_RUN_BLOCKED.get(path.stem)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        params.append(pytest.param(path, id=path.stem, marks=marks))
-    return params
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _student_run_params())
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_student_copy_runs_to_the_end(path: Path, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Every exercise unsolved, 'Run All' reaches the last cell; each check says 'not solved'."""

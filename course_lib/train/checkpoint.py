@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
 import tempfile
 from collections.abc import Mapping
@@ -19,9 +20,32 @@ from torch.optim.lr_scheduler import LRScheduler
 from .batches import unwrap
 
 
+def _temporary_prefix(path: Path) -> str:
+    """Temporary files of ``path`` are ``.<name>.<pid>.<random>.tmp``: the writer's process id
+    tells a dead writer's leftover from a write still under way."""
+    return f".{path.name}."
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files of ``path`` whose writer died (e.g. killed mid-save)."""
+    for tmp in path.parent.glob(f"{_temporary_prefix(path)}*.tmp"):
+        pid = tmp.name[len(_temporary_prefix(path)):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        except OSError:
+            pass  # alive, under another user
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temporary_prefix(path)}{os.getpid()}.",
+                               suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -51,6 +75,7 @@ def save_checkpoint(
     checkpoint: dict[str, Any] = {"model": unwrap(model).state_dict()}
     if optimizer is not None:
         checkpoint["optimizer"] = optimizer.state_dict()
+        checkpoint["optimizer_class"] = type(optimizer).__name__
     if scheduler is not None:
         checkpoint["scheduler"] = scheduler.state_dict()
     checkpoint.update(state)
@@ -68,16 +93,42 @@ def load_checkpoint(
 
     Loaded with ``torch.load(weights_only=True)``: no arbitrary code runs. Returns the whole
     checkpoint dict (so extra state such as ``"epoch"`` or ``"history"`` can be read).
+
+    Raises ``ValueError`` naming ``path`` for an empty, truncated or damaged file and for an
+    optimizer of another class than the saved one (checked before anything is loaded).
+    Temporary files left by a save that was killed are removed.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    _remove_orphans(path)
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read checkpoint {path}: the file is empty (0 bytes)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as err:
+        raise ValueError(
+            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): the file is "
+            f"truncated or damaged, or not a torch checkpoint ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise ValueError(f"{path} is not a course_lib checkpoint (no 'model' entry)")
+    saved_optimizer = checkpoint.get("optimizer_class")
+    if optimizer is not None and saved_optimizer not in (None, type(optimizer).__name__):
+        raise ValueError(
+            f"{path} was saved with the optimizer {saved_optimizer}, but the optimizer given "
+            f"is {type(optimizer).__name__}: resume with a {saved_optimizer}, or start afresh "
+            "with another checkpoint path"
+        )
     unwrap(model).load_state_dict(checkpoint["model"])
     if optimizer is not None and "optimizer" in checkpoint:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (KeyError, ValueError) as err:  # a checkpoint older than "optimizer_class"
+            raise ValueError(
+                f"{path}: its optimizer state does not fit the {type(optimizer).__name__} "
+                f"given (another optimizer or other parameters?): {type(err).__name__}: {err}"
+            ) from err
     if scheduler is not None and "scheduler" in checkpoint:
         scheduler.load_state_dict(checkpoint["scheduler"])
     return checkpoint

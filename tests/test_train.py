@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision import tv_tensors
 
 from course_lib import config
-from course_lib.models import build_model
+from course_lib.models import build_model, get_spec
 from course_lib.train import (
     History,
     PolyLR,
@@ -384,3 +384,98 @@ def test_ddp_two_cpu_processes_end_with_equal_weights(tmp_path: Path) -> None:
     assert r0["loss"] == r1["loss"]
     # Only rank 0 writes checkpoints.
     assert (tmp_path / "ckpt0.pt").is_file() and not (tmp_path / "ckpt1.pt").exists()
+
+
+# --------------------------------------------------------------------------- bad input, faults
+
+
+class NaNModel(nn.Module):
+    """A model whose output is NaN (a diverged network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float("nan")))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :K] * self.scale
+
+
+def test_evaluate_refuses_nan_logits_and_names_the_batch() -> None:
+    _, val = loaders(n_val=4, batch=2)
+    with pytest.raises(FloatingPointError, match=r"batch 1.*NaN"):
+        evaluate(NaNModel(), val, num_classes=K, device="cpu")
+
+
+def batchnorm_buffers(model: nn.Module) -> list[torch.Tensor]:
+    return [b.clone() for name, b in model.named_buffers() if "running" in name]
+
+
+def test_a_nan_image_stops_fit_before_it_reaches_batchnorm() -> None:
+    x, y = pattern_data(4, 16, K)
+    x[3, 0, 5, 5] = float("nan")  # the second batch holds a NaN pixel
+    model = tiny_model()
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 2.*image.*NaN"):
+        fit(model, DataLoader(TensorDataset(x, y), batch_size=2), epochs=1, progress=False,
+            device="cpu")
+    assert all(torch.isfinite(b).all() for b in batchnorm_buffers(model))
+
+
+def test_resume_with_scheduler_none_after_a_poly_run_does_not_train_at_lr_zero(
+        tmp_path: Path) -> None:
+    train, _ = loaders()
+    path = tmp_path / "poly.pt"
+    model = tiny_model()
+    assert fit(model, train, epochs=1, progress=False, checkpoint_path=path).lr == [0.0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    with pytest.warns(UserWarning, match=r"poly\.pt.*schedule.*scheduler=None.*lr=0\.001"):
+        history = fit(model, train, epochs=2, optimizer=optimizer, scheduler=None,
+                      progress=False, checkpoint_path=path, resume=True)
+    assert history.lr == [0.0, 1e-3]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_resume_with_another_optimizer_says_so(tmp_path: Path) -> None:
+    train, _ = loaders()
+    path = tmp_path / "adamw.pt"
+    fit(tiny_model(), train, epochs=1, progress=False, checkpoint_path=path)
+    model = tiny_model(1)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"adamw\.pt.*AdamW.*SGD"):
+        fit(model, train, epochs=2, optimizer=sgd, progress=False, checkpoint_path=path,
+            resume=True)
+
+
+def test_a_last_batch_of_one_is_skipped_when_batchnorm_cannot_train_on_it() -> None:
+    spec = get_spec("deeplabv3")  # its image-pooling branch normalises a 1x1 map
+    x, y = pattern_data(5, 32, K)
+    model = build_model("deeplabv3", num_classes=K, **spec.test_kwargs)
+    steps: list[int] = []
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer.register_step_post_hook(lambda *_: steps.append(1))
+    before = batchnorm_buffers(model)
+    loader = DataLoader(TensorDataset(x, y), batch_size=2)  # batches of 2, 2 and 1
+    with pytest.warns(UserWarning, match=r"skipped the last batch of epoch 1.*one image"):
+        fit(model, loader, epochs=2, optimizer=optimizer, progress=False, device="cpu")
+    assert len(steps) == 4  # two steps per epoch: the batch of one is not trained on
+    assert any(not torch.equal(a, b) for a, b in zip(before, batchnorm_buffers(model),
+                                                      strict=True))
+    ones = DataLoader(TensorDataset(x, y), batch_size=1)
+    with pytest.raises(ValueError, match=r"batch of one image.*batch_size >= 2"):
+        fit(model, ones, epochs=1, progress=False, device="cpu")
+    # any model on 1x1 images: batches of two train, the last batch of one is skipped
+    tiny = DataLoader(TensorDataset(torch.rand(3, 3, 1, 1), torch.zeros(3, 1, 1).long()),
+                      batch_size=2)
+    with pytest.warns(UserWarning, match="skipped the last batch"):
+        assert len(fit(tiny_model(), tiny, epochs=1, progress=False, device="cpu")) == 1
+
+
+def test_an_empty_validation_loader_is_refused_before_training() -> None:
+    train, _ = loaders()
+    empty = DataLoader(TensorDataset(torch.zeros(0, 3, 16, 16), torch.zeros(0, 16, 16).long()),
+                       batch_size=2)
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="val_loader is empty"):
+        fit(model, train, empty, epochs=1, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

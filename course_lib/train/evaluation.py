@@ -30,7 +30,8 @@ def evaluate(
     Returns :func:`course_lib.metrics.segmentation_metrics` (``"miou"``,
     ``"pixel_accuracy"``, per-class ``"iou"`` ...) plus ``"loss"``, the mean loss per
     image (cross-entropy ignoring ``ignore_index`` unless ``loss_fn`` is given). The
-    model's train/eval mode is restored afterwards.
+    model's train/eval mode is restored afterwards. NaN logits raise ``FloatingPointError``
+    naming the batch.
     """
     device = config.get_device() if device is None else torch.device(device)
     if loss_fn is None:
@@ -39,11 +40,17 @@ def evaluate(
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     total_loss, total_images = 0.0, 0
     with evaluating(model):
-        for batch in config.capped(loader):  # a smoke run scores a couple of batches
+        for index, batch in enumerate(config.capped(loader), start=1):  # smoke: 2 batches
             image, mask = to_device(*split_batch(batch), device)
             with config.autocast(device):
                 out = model(image)
             logits, _ = split_output(out)
+            if bool(torch.isnan(logits).any()):  # argmax would score NaN as a class
+                raise FloatingPointError(
+                    f"evaluate: at batch {index} of the loader the model's logits hold NaN "
+                    f"({int(torch.isnan(logits).sum())} of {logits.numel()} values); a "
+                    "diverged model cannot be scored (check the learning rate and the inputs)"
+                )
             total_loss += float(model_loss(logits, mask, loss_fn, aux_weight=0.0)) * len(image)
             total_images += len(image)
             cm.update(logits.float(), mask)

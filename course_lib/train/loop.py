@@ -105,16 +105,24 @@ def fit(
         checkpoint_path: written (atomically) after every epoch.
         resume: continue from ``checkpoint_path`` if it exists (else start afresh). With a
             different ``epochs``/``steps`` than the interrupted run, the poly schedule is
-            stretched to the new length.
+            stretched to the new length; with ``scheduler=None`` after a scheduled run, the
+            optimizer's own lr applies (not the schedule's last lr, e.g. 0), with a warning.
         monitor: any object with ``.update(history)``, called after every epoch.
         progress: show a tqdm progress bar with the loss and the validation mIoU.
 
     Returns:
         The :class:`History` of all epochs (including those before a resume).
 
+    A last batch of one image that BatchNorm cannot train on (one value per channel: e.g.
+    DeepLab's image pooling, or 1x1 inputs) is skipped with a warning; its BatchNorm running
+    statistics are restored.
+
     Raises:
-        ValueError: empty loader, both or neither of ``epochs``/``steps`` invalid, bad batch.
-        FloatingPointError: the loss became NaN or infinite (names the epoch and step).
+        ValueError: an empty train or validation loader (before any training), both or
+            neither of ``epochs``/``steps`` invalid, a bad batch, a batch of one image that
+            is not the last of the epoch and that BatchNorm cannot train on.
+        FloatingPointError: NaN/inf in an input batch (before the forward pass, so
+            BatchNorm's statistics stay finite), or a NaN/infinite loss (names epoch, step).
     """
     if epochs is not None and steps is not None:
         raise ValueError("give epochs= or steps=, not both")
@@ -125,6 +133,8 @@ def fit(
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
     _loader_length(train_loader, "train_loader")
+    if val_loader is not None and hasattr(val_loader, "__len__"):
+        _loader_length(val_loader, "val_loader")  # found now, not after a training epoch
 
     device = config.get_device() if device is None else torch.device(device)
     ddp, device = setup_distributed(device)
@@ -237,7 +247,19 @@ def _resume(
     fresh: _Progress, total_steps: int,
 ) -> _Progress:
     """Load a checkpoint written by :func:`_record` and say where the run stands."""
+    own_lrs = [group["lr"] for group in optimizer.param_groups]
     ckpt = load_checkpoint(checkpoint_path, model, optimizer, sched)
+    if sched is None and "scheduler" in ckpt:
+        # The saved optimizer holds the schedule's last lr (0 at the end of a poly run);
+        # without a scheduler now, the optimizer's own lr applies.
+        saved_lr = optimizer.param_groups[0]["lr"]
+        for group, lr in zip(optimizer.param_groups, own_lrs, strict=True):
+            group["lr"] = lr
+        warnings.warn(
+            f"{checkpoint_path} was written by a run with a learning-rate schedule (its last "
+            f"lr was {saved_lr:g}); resuming with scheduler=None trains at the optimizer's "
+            f"own lr={own_lrs[0]:g}", stacklevel=4,
+        )
     if "epoch" not in ckpt or "step" not in ckpt:
         raise ValueError(
             f"{checkpoint_path} was not written by fit() (no 'epoch'/'step'): cannot resume"
@@ -260,6 +282,37 @@ def _resume(
     return done
 
 
+def _forward(run: _Run, image: torch.Tensor, epoch: int, step_in_epoch: int,
+             per_epoch: int) -> Any:
+    """The model's output in training mode, or None for a last batch of one image that
+    BatchNorm cannot train on (one value per channel, e.g. DeepLab's image pooling or a 1x1
+    input): skipped with a warning, and BatchNorm's running statistics left as they were."""
+    if len(image) != 1:
+        with config.autocast(run.device):
+            return run.net(image)
+    saved = {name: b.clone() for name, b in run.model.named_buffers()}  # running statistics
+    try:
+        with config.autocast(run.device):
+            return run.net(image)
+    except ValueError as err:
+        if "Expected more than 1 value per channel" not in str(err):
+            raise
+        with torch.no_grad():  # layers before the failing one have seen the batch
+            for name, b in run.model.named_buffers():
+                b.copy_(saved[name])
+        if step_in_epoch < per_epoch or step_in_epoch == 1:
+            raise ValueError(
+                f"a batch of one image at epoch {epoch + 1}, step {step_in_epoch}: BatchNorm "
+                f"cannot train on it ({err}); use batch_size >= 2"
+            ) from err
+    warnings.warn(
+        f"fit skipped the last batch of epoch {epoch + 1}: it holds one image, and BatchNorm "
+        "cannot train on one value per channel; use drop_last=True in the DataLoader (or a "
+        "data set size that leaves no single image over) to silence this", stacklevel=5,
+    )
+    return None
+
+
 def _train_epoch(
     run: _Run, train_loader: Iterable, done: _Progress, epoch: int, bar: tqdm,
     postfix: dict[str, Any],
@@ -270,8 +323,16 @@ def _train_epoch(
     seen = 0
     for step_in_epoch, batch in enumerate(train_loader, start=1):
         image, mask = to_device(*split_batch(batch), run.device)
-        with config.autocast(run.device):
-            out = run.net(image)
+        if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+            raise FloatingPointError(
+                f"at epoch {epoch + 1}, step {step_in_epoch} (global step {done.step + 1}) "
+                f"the input images hold {int((~torch.isfinite(image)).sum())} NaN/inf "
+                "value(s): fix the data (the model did not see it: BatchNorm's statistics "
+                "are unharmed)"
+            )
+        out = _forward(run, image, epoch, step_in_epoch, len(train_loader))  # type: ignore[arg-type]
+        if out is None:  # a last batch of one that BatchNorm cannot train on: skipped
+            continue
         loss = model_loss(out, mask, run.loss_fn, run.aux_weight)
         if done.num_classes is None:  # read K from the model's output
             done.num_classes = int(split_output(out)[0].shape[1])

@@ -222,6 +222,12 @@ def test_16_bit_images_are_rescaled_not_clipped(tmp_path):
     assert image.dtype == torch.uint8
     expected = np.round(values.astype(np.float64) * 255 / 65535)
     assert image[0].tolist() == expected.tolist()  # 4095 -> 16, not 255
+    # a 16-bit greyscale photo read as RGB (VOC, CamVid, COCO, Penn-Fudan) is rescaled too
+    root = _camvid_layout(tmp_path / "cv", image_size=(4, 2), mask_size=(4, 2))
+    Image.fromarray(values).save(root / "train" / "a.png")
+    assert Image.open(root / "train" / "a.png").mode.startswith("I")
+    rgb = rd.CamVid(root)[0]["image"]
+    assert rgb.dtype == torch.uint8 and all(c.tolist() == expected.tolist() for c in rgb)
 
 
 def _coco_layout(root: Path, annotations: list[dict]) -> Path:

@@ -446,10 +446,11 @@ def test_resume_with_another_optimizer_says_so(tmp_path: Path) -> None:
             resume=True)
 
 
-def test_a_last_batch_of_one_is_skipped_when_batchnorm_cannot_train_on_it() -> None:
-    spec = get_spec("deeplabv3")  # its image-pooling branch normalises a 1x1 map
+@pytest.mark.parametrize("name", ["deeplabv3", "deeplabv3plus"])
+def test_a_last_batch_of_one_is_skipped_when_batchnorm_cannot_train_on_it(name: str) -> None:
+    spec = get_spec(name)  # its image-pooling branch normalises a 1x1 map
     x, y = pattern_data(5, 32, K)
-    model = build_model("deeplabv3", num_classes=K, **spec.test_kwargs)
+    model = build_model(name, num_classes=K, **spec.test_kwargs)
     steps: list[int] = []
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     optimizer.register_step_post_hook(lambda *_: steps.append(1))

@@ -28,8 +28,13 @@ def _temporary_prefix(path: Path) -> str:
 
 def _remove_orphans(path: Path) -> None:
     """Delete temporary files of ``path`` whose writer died (e.g. killed mid-save)."""
-    for tmp in path.parent.glob(f"{_temporary_prefix(path)}*.tmp"):
-        pid = tmp.name[len(_temporary_prefix(path)):].split(".", 1)[0]
+    prefix = _temporary_prefix(path)
+    if not path.parent.is_dir():
+        return
+    for tmp in path.parent.iterdir():  # not glob: the name may hold glob's own characters
+        if not (tmp.name.startswith(prefix) and tmp.name.endswith(".tmp")):
+            continue
+        pid = tmp.name[len(prefix):].split(".", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -480,3 +481,20 @@ def test_an_empty_validation_loader_is_refused_before_training() -> None:
     with pytest.raises(ValueError, match="val_loader is empty"):
         fit(model, train, empty, epochs=1, progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_skipped_batch_of_one_leaves_no_trace_in_batchnorm() -> None:
+    """Layers before the one that refuses a batch of one have seen it: fit restores them, so
+    training on 5 images (2, 2, 1 skipped) ends exactly as training on the first 4."""
+    spec = get_spec("deeplabv3")
+    x, y = pattern_data(5, 32, K)
+    states = []
+    for n in (5, 4):
+        torch.manual_seed(0)
+        model = build_model("deeplabv3", num_classes=K, **spec.test_kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit(model, DataLoader(TensorDataset(x[:n], y[:n]), batch_size=2), epochs=1,
+                scheduler=None, progress=False, device="cpu")  # poly would count 3 vs 2 steps
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -16,16 +16,32 @@ from course_lib import run_notebook
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-# The Chinese heading of the seed (the survey summary) that each notebook follows.
-SEED_HEADINGS = {
-    "00": "引言", "01": "卷积神经网络", "02": "递归神经网络", "03": "编码器-解码器",
-    "04": "生成对抗网络", "05": "全卷积", "06": "图形模型", "07": "编码器-解码器",
-    "08": "医学", "09": "多尺度", "10": "R-CNN", "11": "空洞卷积", "12": "RNN",
-    "13": "注意力", "14": "生成模型", "15": "活动轮廓", "16": "其他模型", "17": "数据集",
-    "18": "度量", "19": "机遇和挑战",
+# The survey's section number of each notebook and the seed's heading for it, character for
+# character (the seed: the survey's Chinese summary the course follows; its heading for the
+# introduction is English, so 00 has no Chinese in its title).
+SEED = ROOT.parent / "shared" / "seed" / "000_5e7f6255f9722d1b.txt"  # the developers' copy
+SECTIONS: dict[str, tuple[str, str | None]] = {
+    "00": ("1", None), "01": ("2.1", "卷积神经网络（CNNs）"),
+    "02": ("2.2", "递归神经网络（RNNs）和 长短期记忆网络（LSTM）"),
+    "03": ("2.3", "编码器-解码器和自动编码器模型"), "04": ("2.4", "生成对抗网络（GANs）"),
+    "05": ("3.1", "全卷积模型"), "06": ("3.2", "带有图形模型的卷积神经网络"),
+    "07": ("3.3.1", "一般的图像分割"), "08": ("3.3.2", "医学和生物医学的图像分割"),
+    "09": ("3.4", "基于多尺度和金字塔网络模型"), "10": ("3.5", "基于 R-CNN 模型"),
+    "11": ("3.6", "空洞卷积模型"), "12": ("3.7", "基于 RNN 的模型"),
+    "13": ("3.8", "基于注意力的模型"), "14": ("3.9", "生成模型和对抗训练"),
+    "15": ("3.10", "带有活动轮廓模型的卷积神经网络模型"), "16": ("3.11", "其他模型"),
+    "17": ("4", "数据集"), "18": ("5.1", "图像分割模型的度量"), "19": ("6", "机遇和挑战"),
 }
 CJK = re.compile(r"[\u4e00-\u9fff]")
-PARENTHESISED = re.compile(r"[(（]([^()（）]*)[)）]")
+TITLE = re.compile(r"# (\d\d) · §(\d+(?:\.\d+)*) ([A-Z].*)")
+SEED_HEADING = re.compile(r" \(([^()]*)\)$")  # the last ASCII (...): full-width （） inside
+
+
+def seed_heading(title: str) -> str | None:
+    """The Chinese heading in the title's last ASCII parentheses (None if none)."""
+    match = SEED_HEADING.search(title)
+    return match.group(1) if match and CJK.search(match.group(1)) else None
+
 
 ids = [p.stem for p in NOTEBOOKS]
 
@@ -64,17 +80,38 @@ def test_first_code_cell_prints_the_banner(nb: nbformat.NotebookNode) -> None:
         f"{nb.metadata['_path']}: the first code cell must print config.banner()")
 
 
-def test_title_names_the_seed_heading(nb: nbformat.NotebookNode) -> None:
+def test_title_names_the_survey_section_and_the_seed_heading(nb: nbformat.NotebookNode
+                                                              ) -> None:
     name = nb.metadata["_path"]
     first = nb.cells[0]
     assert first.cell_type == "markdown", f"{name}: the first cell must be the markdown title"
     title = next((line for line in first.source.splitlines() if line.startswith("# ")), None)
     assert title, f"{name}: the first cell has no '# ' title line"
-    inside = " ".join(PARENTHESISED.findall(title))
-    assert CJK.search(inside), f"{name}: title {title!r} lacks the seed's Chinese heading in ()"
-    expected = SEED_HEADINGS.get(name[:2])
-    if expected is not None:
-        assert expected in inside, f"{name}: title {title!r} should name {expected!r} in ()"
+    match = TITLE.fullmatch(title)
+    assert match, f"{name}: title {title!r} is not '# NN · §N.N English title (seed heading)'"
+    number, section, rest = match.groups()
+    assert number == name[:2], f"{name}: title {title!r} names notebook {number}"
+    want_section, want_heading = SECTIONS[number]
+    assert section == want_section, f"{name}: title {title!r} should name §{want_section}"
+    heading = seed_heading(title)
+    assert heading == want_heading, (
+        f"{name}: title {title!r} should end with ({want_heading}), the seed's heading exactly"
+        if want_heading else f"{name}: the seed's heading of §1 is English: no Chinese in "
+        f"{title!r}")
+    english = rest[: -len(heading) - 3] if heading else rest
+    assert not CJK.search(english), f"{name}: Chinese outside the parentheses in {title!r}"
+
+
+def test_section_headings_are_the_seeds_own() -> None:
+    if not SEED.is_file():
+        pytest.skip(f"the seed (the survey's Chinese summary) is not at {SEED}")
+    headings = {line.lstrip("#").strip() for line in SEED.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")}
+    for number, (_, heading) in SECTIONS.items():
+        if heading is not None:
+            assert heading in headings, (
+                f"notebook {number}: ({heading}) is not a heading of the seed, character for "
+                "character")
 
 
 def test_every_notebook_is_on_both_course_maps(nb: nbformat.NotebookNode) -> None:

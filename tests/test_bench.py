@@ -123,11 +123,28 @@ def test_benchmark_vs_torchmetrics_small() -> None:
     out = bench.benchmark_vs_torchmetrics(batch=2, size=32, num_classes=5, repeats=1)
     assert {"ours_ms", "torchmetrics_ms", "speedup", "miou"} <= set(out)
     assert out["ours_ms"] > 0 and 0 <= out["miou"] <= 1
-    from course_lib import metrics
 
-    assert metrics.benchmark_vs_torchmetrics is bench.benchmark_vs_torchmetrics  # notebook 18
-    with pytest.raises(AttributeError, match="no_such_metric"):
-        metrics.no_such_metric  # noqa: B018
+
+def test_no_library_module_imports_bench() -> None:
+    """Benchmarks measure the library; the library never depends on them."""
+    import ast
+    from pathlib import Path
+
+    root = Path(bench.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path == Path(bench.__file__):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            if any(n == "course_lib.bench" or n.startswith("course_lib.bench.") for n in names):
+                offenders.append(str(path.relative_to(root)))
+            if isinstance(node, ast.ImportFrom) and node.level and (
+                    node.module == "bench" or any(a.name == "bench" for a in node.names)):
+                offenders.append(str(path.relative_to(root)))
+    assert not offenders, f"library modules import course_lib.bench: {sorted(set(offenders))}"
 
 
 def test_cli_errors() -> None:

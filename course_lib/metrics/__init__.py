@@ -47,8 +47,6 @@ scores of a matrix), :mod:`~course_lib.metrics.boundary` (boundary F) and
 
 from __future__ import annotations
 
-from typing import Any
-
 from .boundary import boundary_f_score
 from .confusion import ConfusionMatrix, confusion_matrix
 from .objects import instance_iou, iou_by_object_size
@@ -83,12 +81,3 @@ __all__ = [
     "segmentation_metrics",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # Notebook 18 still calls metrics.benchmark_vs_torchmetrics, which moved to bench (a
-    # benchmark, and library modules import nothing from bench): looked up only when asked.
-    if name == "benchmark_vs_torchmetrics":
-        from course_lib.bench import benchmark_vs_torchmetrics
-
-        return benchmark_vs_torchmetrics
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

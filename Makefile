@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_STAMP := data/.prepared
 PROFILE ?= standard
-# seeds of the pre-trained encoders that `make data` and `make pretrain` build
+# seeds of the pre-trained encoders that `make pretrain` builds
 SEEDS ?= 0
 # The developers' sample folder of real data sets (notebook 08's EM sections), when present;
 # a COURSE_DATA_MIRROR set in the environment wins.
@@ -26,9 +26,10 @@ $(STAMP): pyproject.toml
 
 data: $(DATA_STAMP)
 
+# No notebook starts from a pre-trained encoder yet (the recipe is issue 15's), so `make data`
+# does not spend the ~20 minutes of `make pretrain` on 2 cores; load_pretrained trains a missing one.
 $(DATA_STAMP): $(STAMP)
 	$(PY) -m course_lib.data.prepare
-	$(PY) -m course_lib.pretrain --profile $(PROFILE) --seeds $(SEEDS)
 	touch $@
 
 # The course's pre-trained encoders (course_lib.pretrain: the shapes world as ImageNet), once per

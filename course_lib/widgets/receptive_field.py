@@ -130,8 +130,9 @@ class ReceptiveFieldExplorer(Explorer):
             if j == 0:
                 axes[1, j].set_ylabel("|gradient| (centre row)")
         fig.colorbar(im, ax=axes[0, -1], shrink=0.8, label="relative |gradient|")
+        # two lines: with two stacks the figure is ~6 inches wide, one line was cut at both ends
         fig.suptitle(f"effective receptive field of the centre output pixel, depth "
-                     f"{self.depth.value} (dashed: theoretical RF)")
+                     f"{self.depth.value}\n(dashed: theoretical RF)", fontsize=10)
         return fig
 
     def _update(self, change: Any = None) -> None:

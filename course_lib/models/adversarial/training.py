@@ -62,6 +62,13 @@ class AdversarialHistory:
     real_score: list[float] = field(default_factory=list)  # mean D(ground truth)
     fake_score: list[float] = field(default_factory=list)  # mean D(prediction)
 
+    def record_discriminator(self, loss: torch.Tensor, real_logits: torch.Tensor,
+                             fake_logits: torch.Tensor) -> None:
+        """One discriminator step: its loss and its mean belief in the real and fake maps."""
+        self.adversary_loss.append(float(loss.detach()))
+        self.real_score.append(float(torch.sigmoid(real_logits.detach()).mean()))
+        self.fake_score.append(float(torch.sigmoid(fake_logits.detach()).mean()))
+
 
 @contextlib.contextmanager
 def frozen(module: nn.Module | None) -> Iterator[None]:
@@ -181,9 +188,7 @@ def train_luc(segmentor: nn.Module, images: torch.Tensor, masks: torch.Tensor,
                 real_logits, fake_logits = discriminator(x, real), discriminator(x, fake)
                 d_loss = luc_discriminator_loss(real_logits, fake_logits)
             run.step(run.opt_a, d_loss)
-            history.adversary_loss.append(float(d_loss.detach()))
-            history.real_score.append(float(torch.sigmoid(real_logits.detach()).mean()))
-            history.fake_score.append(float(torch.sigmoid(fake_logits.detach()).mean()))
+            history.record_discriminator(d_loss, real_logits, fake_logits)
         run.end_step()
     return history
 
@@ -262,9 +267,7 @@ def train_hung(segmentor: nn.Module, images: torch.Tensor, masks: torch.Tensor,
                 fake_logits = discriminator(fake)
                 d_loss = hung_discriminator_loss(real_logits, fake_logits, valid, fake_valid)
             run.step(run.opt_a, d_loss)
-            history.adversary_loss.append(float(d_loss.detach()))
-            history.real_score.append(float(torch.sigmoid(real_logits.detach()).mean()))
-            history.fake_score.append(float(torch.sigmoid(fake_logits.detach()).mean()))
+            history.record_discriminator(d_loss, real_logits, fake_logits)
         run.end_step()
     return history
 

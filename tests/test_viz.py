@@ -145,6 +145,29 @@ def test_plot_history_with_no_validation_and_empty() -> None:
         viz.plot_history(object())
 
 
+def _visible_tick_labels(fig: Figure, ax: object) -> list[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()  # tick labels are only set when the figure is drawn
+    low, high = ax.get_xlim()
+    return [t.get_text() for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 5, 13])
+def test_plot_history_epoch_ticks_are_whole_numbers(epochs: int) -> None:
+    # Matplotlib's default locator labels a 3-epoch run 1.00, 1.25, ..., 3.00.
+    n = range(1, epochs + 1)
+    fig = viz.plot_history({"epoch": list(n), "train_loss": [1 / e for e in n],
+                            "val_loss": [1.2 / e for e in n], "val_miou": [0.1 * e for e in n],
+                            "lr": [1e-3] * epochs})
+    for ax in fig.get_axes()[:3]:
+        labels = _visible_tick_labels(fig, ax)
+        assert labels, ax.get_title()
+        assert all(label.lstrip("\N{MINUS SIGN}-").isdigit() for label in labels), (
+            ax.get_title(), labels)
+        assert epochs > 7 or labels == [str(e) for e in n], labels
+
+
 def test_confusion_matrix_is_row_normalised() -> None:
     cm = torch.tensor([[8, 2, 0], [0, 0, 0], [1, 1, 2]])
     fig = viz.plot_confusion_matrix(cm, ["x", "y", "z"])

@@ -12,6 +12,7 @@ import torch
 from matplotlib.colors import TABLEAU_COLORS, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from course_lib.config import IGNORE_INDEX
 
@@ -167,6 +168,9 @@ def plot_history(history: Any, title: str | None = None) -> Figure:
             ax_lr.set_yscale("log")
     ax_lr.set(title="learning rate", xlabel="epoch", ylabel="lr")
     for ax in (ax_loss, ax_metric, ax_lr):
+        # Epochs are whole numbers: no '1.5' ticks on a short run (min_n_ticks=1 keeps a
+        # single tick '1' after one epoch instead of falling back to fractional ones).
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -54,12 +54,22 @@ def test_prediction_browser_updates_picture_and_iou_table() -> None:
     assert "<b>sample 2</b>" in browser.table.value
     assert bytes(browser.picture.value) != first_png
 
+    # Each toggle shows its state: "on"/"off" in its label, a ticked/empty box, a colour.
+    def visible_state(button: object) -> tuple[str, str, str]:
+        return button.description, button.icon, button.button_style
+
+    assert visible_state(browser.overlay) == ("overlay: off", "square-o", "")
+    assert visible_state(browser.toggles["error map"]) == ("error map: on", "check-square-o",
+                                                           "info")
     before = bytes(browser.picture.value)
     browser.overlay.value = True
     assert bytes(browser.picture.value) != before
+    assert visible_state(browser.overlay) == ("overlay: on", "check-square-o", "info")
     before = bytes(browser.picture.value)
     browser.toggles["error map"].value = False
     assert bytes(browser.picture.value) != before
+    assert visible_state(browser.toggles["error map"]) == ("error map: off", "square-o", "")
+    assert visible_state(browser.toggles["prediction"])[0] == "prediction: on"  # the others stay
     assert len(browser.figure().get_axes()) == 3  # image, ground truth, prediction
     check_bundle(browser)
 

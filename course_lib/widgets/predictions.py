@@ -87,11 +87,29 @@ def split_sample(sample: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return image.float(), torch.as_tensor(mask).long()
 
 
+def _state_toggle(name: str, value: bool, tooltip: str) -> W.ToggleButton:
+    """A toggle button whose state reads at a glance: a ticked box, "on" and a coloured
+    button when on; an empty box, "off" and a plain button when off (a plain ToggleButton
+    only changes its shade slightly, which students could not see)."""
+    button = W.ToggleButton(value=value, tooltip=tooltip, layout=W.Layout(width="auto"))
+
+    def show_state(change: Any = None) -> None:
+        on = button.value
+        button.description = f"{name}: {'on' if on else 'off'}"
+        button.icon = "check-square-o" if on else "square-o"
+        button.button_style = "info" if on else ""
+
+    show_state()
+    button.observe(show_state, names="value")
+    return button
+
+
 class PredictionBrowser(Explorer):
     """Browse a model's predictions over a data set, with the sample's per-class IoU.
 
     A slider picks the sample; toggle buttons switch the overlay (masks drawn over the
-    image) and the ground-truth / prediction / error-map panels; a table lists the IoU of
+    image) and the ground-truth / prediction / error-map panels (each button says "on" or
+    "off", with a ticked or empty box, and is coloured while on); a table lists the IoU of
     every class present in the sample (from :mod:`course_lib.metrics`).
     """
 
@@ -111,15 +129,13 @@ class PredictionBrowser(Explorer):
 
         self.index = W.IntSlider(value=0, min=0, max=len(dataset) - 1, description="sample",
                                  continuous_update=False)
-        self.overlay = W.ToggleButton(value=False, description="overlay",
-                                      tooltip="draw the masks over the image")
-        self.toggles = {
-            name: W.ToggleButton(value=True, description=name, tooltip=f"show the {name}")
-            for name in self.PANELS
-        }
+        self.overlay = _state_toggle("overlay", False, "draw the masks over the image")
+        self.toggles = {name: _state_toggle(name, True, f"show the {name} panel")
+                        for name in self.PANELS}
         self.picture = W.Image(format="png")
         self.table = W.HTML()
-        controls = W.HBox([self.index, self.overlay, *self.toggles.values()])
+        controls = W.HBox([self.index, self.overlay, *self.toggles.values()],
+                          layout=W.Layout(flex_flow="row wrap"))
         self.widget = W.VBox([controls, self.picture, self.table])
         for control in (self.index, self.overlay, *self.toggles.values()):
             control.observe(self._update, names="value")

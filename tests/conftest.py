@@ -56,3 +56,22 @@ def pattern_data(
 def make_pattern():
     """The :func:`pattern_data` factory, for tests that need a tiny labelled batch."""
     return pattern_data
+
+
+# Each notebook's time in the quick profile (the README's "quick" column): the sum of its cells'
+# call times under nbval, kernel start-up not included, reported at the end of `make test`.
+_NOTEBOOK_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb") and report.when == "call":
+        _NOTEBOOK_SECONDS[path] = _NOTEBOOK_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _NOTEBOOK_SECONDS:
+        return
+    terminalreporter.section("quick profile: seconds per notebook (sum of cell times)")
+    for path, seconds in sorted(_NOTEBOOK_SECONDS.items()):
+        terminalreporter.write_line(f"{path}: {seconds:.0f} s")

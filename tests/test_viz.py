@@ -228,3 +228,128 @@ def test_show_source_displays_highlighted_code(monkeypatch: pytest.MonkeyPatch) 
     assert "<span" in code._repr_html_()  # syntax highlighted
     with pytest.raises(ValueError, match="cannot show the source"):
         viz.get_source(len)
+
+
+# --------------------------------------------------------------------------------------
+# show_source shows the part that teaches: input checks elided, full=True shows all
+# --------------------------------------------------------------------------------------
+def _shown(monkeypatch: pytest.MonkeyPatch, obj: object, **kwargs: object) -> str:
+    import IPython.display
+
+    shown: list = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    viz.show_source(obj, **kwargs)
+    assert len(shown) == 1
+    return shown[0].data
+
+
+def test_show_source_elides_a_functions_argument_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ast
+
+    from course_lib.models import fcn
+    from course_lib.viz.source import ELIDED
+
+    shown = _shown(monkeypatch, fcn.bilinear_kernel)
+    full = _shown(monkeypatch, fcn.bilinear_kernel, full=True)
+    check = "raise ValueError(f\"upsampling factor must be a positive integer"
+    assert check in full and check not in shown and "if int(factor) != factor" not in shown
+    assert f"    {ELIDED}\n" in shown  # one comment line where the check was
+    for teaching in ("k = 2 * f - f % 2", "tent = (1 - (t - centre).abs() / f).clamp(min=0)",
+                     "return torch.outer(tent, tent).to(dtype)", "bilinear-interpolation"):
+        assert teaching in shown
+    ast.parse(shown)
+    assert full == viz.get_source(fcn.bilinear_kernel)  # the opt-out is the library's code
+
+    # helper calls that only check (check_ignore_index, check_pred_range under an if), and
+    # the docstring's Raises: section, go; the counting stays
+    from course_lib import metrics
+
+    shown = _shown(monkeypatch, metrics.confusion_matrix)
+    assert "check_ignore_index" not in shown and "check_pred_range" not in shown
+    assert "Raises:" not in shown and "Returns:" in shown
+    assert "return confusion_counts(pred, target, num_classes, ignore_index)" in shown
+    assert len(shown.splitlines()) < len(viz.get_source(metrics.confusion_matrix).splitlines())
+
+
+def test_show_source_of_a_model_class_keeps_init_and_forward(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from course_lib.models import fcn
+
+    shown = _shown(monkeypatch, fcn.FCN)
+    full = viz.get_source(fcn.FCN)
+    assert "check_channels(" in full and "check_channels(" not in shown
+    assert "FCN variant must be one of" in full and "FCN variant must be one of" not in shown
+    assert "Fig. 3 as code" in shown  # the figure in the docstring is kept ...
+    assert "Args: see help(FCN)." in shown and "fc_kernel: fc6 kernel" not in shown  # ... its
+    for teaching in ("def __init__(", "def forward(self, x: torch.Tensor)", "self.backbone = "):
+        assert teaching in shown  # ... argument list is not
+    assert shown.count("input checks elided") >= 1
+    assert shown.count("see the library for the full code") == 1
+
+
+_RULES_MODULE = '''
+class Net:
+    """Adds one.
+
+    Args:
+        scale: a factor.
+
+    The idea stays.
+    """
+
+    def _check_input(self, x):
+        if x < 0:
+            raise ValueError("negative")
+
+    def forward(self, x, names=()):
+        # the input must be a number
+        if not isinstance(x, int):
+            raise TypeError("int")
+        elif x > 100:
+            raise ValueError("big")
+        for name in names:
+            if not name:
+                raise ValueError("empty name")
+        assert x == x
+        if x > 10:
+            x = 10
+        else:
+            raise ValueError("kept: this if does work")
+        self._check_input(x)
+        return x + 1
+
+
+def only_checks(x):
+    if x < 0:
+        raise ValueError("negative")
+'''
+
+
+def test_teaching_source_rules(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ast
+    import importlib
+
+    from course_lib.viz.source import ELIDED, ELIDED_AGAIN, teaching_source
+
+    (tmp_path / "rules_module.py").write_text(_RULES_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("rules_module")
+    shown = teaching_source(module.Net)
+    ast.parse(shown)
+    expected_forward = f"""    def forward(self, x, names=()):
+        {ELIDED_AGAIN}
+        if x > 10:
+            x = 10
+        else:
+            raise ValueError("kept: this if does work")
+        {ELIDED_AGAIN}
+        return x + 1
+"""
+    assert shown.endswith(expected_forward), shown
+    assert f"    {ELIDED}\n\n    def forward" in shown  # the _check_input method
+    assert "Args: see help(Net).\n\n    The idea stays." in shown and "scale:" not in shown
+    for gone in ("the input must be a number", "TypeError", "empty name", "assert"):
+        assert gone not in shown
+    # a function that only checks is shown whole (an elided body would say nothing)
+    assert teaching_source(module.only_checks) == viz.get_source(module.only_checks)
+    assert teaching_source(module) == viz.get_source(module)  # a module: whole

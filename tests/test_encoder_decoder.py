@@ -103,7 +103,7 @@ def test_exchange_unit_sizes_and_fusion() -> None:
 
 
 def test_hrnet_w18_small_parameter_count() -> None:
-    """HRNetV1-W18-small (official seg config: streams 16/32/64/128) has about 1.5 M params."""
+    """HRNetV2-W18-Small-v1 (official seg config: streams 16/32/64/128) has about 1.5 M params."""
     n = sum(p.numel() for p in HRNet(num_classes=19, full=True).parameters())
     assert n == 1_540_579  # 19 Cityscapes classes
     assert 1.4e6 < n < 1.6e6

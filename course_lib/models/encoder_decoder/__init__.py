@@ -25,7 +25,7 @@ Deviations from the papers (stated once, here):
 
 - small default widths (``width=16``; VGG/ResNet stages ``width x (1, 2, 4, 8, 8)``) trained
   from scratch; ``full=True`` builds the paper sizes (width 64, VGG16 / ResNet-18 depths,
-  DeconvNet's 4096-wide fc6/fc7; HRNetV1-W18-small's stem 64 and streams 16/32/64/128);
+  DeconvNet's 4096-wide fc6/fc7; HRNetV2-W18-Small-v1's stem 64 and streams 16/32/64/128);
 - "same" padding and ``ceil_mode`` pooling everywhere, so every input size works: unpooling
   is told the pre-pool size (``MaxUnpool2d(output_size=...)``), LinkNet's transposed
   convolutions double exactly and the result is cropped to the skip's size;

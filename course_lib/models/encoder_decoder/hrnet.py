@@ -24,7 +24,8 @@ class HRNetSizes:
 
 
 
-# HRNetV1-W18-small (the official seg_hrnet_w18_small_v1: streams 16/32/64/128)
+# HRNetV2-W18-Small-v1 (the official seg_hrnet_w18_small_v1: streams 16/32/64/128; 1.5 M
+# parameters in the model zoo of HRNet/HRNet-Semantic-Segmentation, README's Cityscapes table)
 HRNET_SIZES = SizeTable(small=HRNetSizes(8, 16, 8), paper=HRNetSizes(16, 64, 32))
 
 
@@ -116,7 +117,8 @@ class Transition(nn.Module):
                 year=2019, test_kwargs={"width": 4, "stem_channels": 8, "stage1_channels": 4,
                                         "blocks": 1}, full_params=1_538_892)
 class HRNet(nn.Module):
-    """HRNet for segmentation (HRNetV2 head on HRNetV1-W18-small by default).
+    """HRNet for segmentation: HRNetV2-W18-Small-v1 by default (the HRNetV2 head, which
+    concatenates every stream, on the small W18 backbone).
 
     ::
 
@@ -132,7 +134,7 @@ class HRNet(nn.Module):
             ``width x (1, 2, 4, 8)``. The official ``seg_hrnet_w18_small_v1`` config uses
             16/32/64/128 (the "W18" of the name is the family, not these widths); 18 is W18's
             proper width.
-        full: HRNetV1-W18-small (stem 64, stage 1: one bottleneck of 32, widths
+        full: HRNetV2-W18-Small-v1 (stem 64, stage 1: one bottleneck of 32, widths
             16/32/64/128, one module per stage, 2 blocks per stream), about 1.5 M parameters.
         widths: the four stream widths, for streams that do not double (replaces ``width``).
         stem_channels: stem width (16; 64 full). stage1_channels: bottleneck width of stage 1

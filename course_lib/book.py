@@ -10,8 +10,11 @@ gets), with ``COURSE_PROFILE`` set and ``COURSE_LESSON_LOG`` pointing at a file 
 everything else in the environment, ``COURSE_SEED`` and ``COURSE_DATA_MIRROR`` included,
 reaches the kernel unchanged. The notebooks run one after another, or ``--jobs N`` at a time
 (each in a worker process of its own, its kernel with ``OMP_NUM_THREADS`` = cores // N); a
-notebook that loads an earlier notebook's checkpoint (``"checkpoints" / f"05_...``, as 06 loads
-05's FCN) starts only after that notebook has finished. For each notebook the book keeps,
+notebook that declares in its metadata that it reads another notebook's output
+(``metadata["course"]["depends_on"] = ["05"]``: 06 loads the FCN that 05 saved) starts only
+after that notebook has finished; a notebook whose code loads another notebook's checkpoint
+(``"checkpoints" / f"05_...``) without declaring it is refused with an error that says what to
+add. For each notebook the book keeps,
 under ``--out`` (default ``artifacts/book/``):
 
 - ``<name>.ipynb`` — the executed copy (also when a cell failed), and ``<name>.html``
@@ -48,7 +51,8 @@ from course_lib import lessons
 from course_lib.config import PROFILES, SEED_VAR, SMOKE_VAR
 from course_lib.run_notebook import REPO_ROOT, execute, find_notebooks
 
-__all__ = ["Record", "build", "depends_on", "main", "notebook_title", "write_index"]
+__all__ = ["Record", "build", "declared_dependencies", "depends_on", "main", "notebook_title",
+           "write_index"]
 
 DEFAULT_OUT = REPO_ROOT / "artifacts" / "book"
 MIRROR_VAR = "COURSE_DATA_MIRROR"  # real data sets (notebook 08); see course_lib.data.formats
@@ -229,19 +233,80 @@ def write_index(out: Path, notebooks: list[Path], this_run: list[Record], *,
     return target
 
 
-# a checkpoint another notebook wrote: data_dir() / "checkpoints" / f"05_fcn32s_{run_tag()}.pt"
+# Where a notebook states what it needs: the numbers of the notebooks whose output (e.g. a
+# checkpoint) it reads, e.g. notebook 06: {"course": {"depends_on": ["05"]}}.
+METADATA_KEY = "course"
+DEPENDS_KEY = "depends_on"
+# A checkpoint another notebook wrote, as the code spells it: data_dir() / "checkpoints" /
+# f"05_fcn32s_{run_tag()}.pt". Only a guard: a load that the metadata does not declare is
+# refused (it would let --jobs start the notebook before the one that writes the file).
 CHECKPOINT_OF = re.compile(r"""["']checkpoints["']\s*/\s*f?["'](\d+)_""")
 
 
-def depends_on(path: Path, others: list[Path]) -> list[Path]:
-    """The notebooks among ``others`` whose checkpoints ``path`` loads (by their number)."""
+def _number(path: Path) -> str:
+    return path.stem.split("_", 1)[0]
+
+
+def declared_dependencies(path: Path) -> list[str]:
+    """The notebook numbers in ``metadata["course"]["depends_on"]`` (``[]`` when absent).
+
+    Raises ValueError when the entry is not a list of two-digit numbers other than the
+    notebook's own, or when the code loads another notebook's checkpoint it does not declare.
+    """
     nb = nbformat.read(path, as_version=4)
-    numbers = {int(m.group(1)) for cell in nb.cells if cell.cell_type == "code"
-               for m in CHECKPOINT_OF.finditer(cell.source)}
-    own = path.stem.split("_", 1)[0]
-    return [other for other in others if other != path and other.stem.split("_", 1)[0] != own
-            and other.stem.split("_", 1)[0].isdigit()
-            and int(other.stem.split("_", 1)[0]) in numbers]
+    declared = nb.metadata.get(METADATA_KEY, {}).get(DEPENDS_KEY, [])
+    where = f'{path.name}: metadata["{METADATA_KEY}"]["{DEPENDS_KEY}"]'
+    if not isinstance(declared, list) or not all(
+            isinstance(n, str) and len(n) == 2 and n.isdigit() for n in declared):
+        raise ValueError(f"{where} must be a list of two-digit notebook numbers such as "
+                         f'["05"], got {declared!r}')
+    if _number(path) in declared:
+        raise ValueError(f"{where} names the notebook itself ({_number(path)!r})")
+    loaded = sorted({f"{int(m.group(1)):02d}" for cell in nb.cells if cell.cell_type == "code"
+                     for m in CHECKPOINT_OF.finditer(cell.source)} - {_number(path)})
+    missing = [n for n in loaded if n not in declared]
+    if missing:
+        raise ValueError(
+            f"{path.name} loads the checkpoint of notebook(s) {', '.join(missing)} but its "
+            f"metadata does not say so: add {json.dumps(sorted(set(declared) | set(missing)))} "
+            f'as metadata["{METADATA_KEY}"]["{DEPENDS_KEY}"] (the book runs it after them)')
+    return list(declared)
+
+
+def depends_on(path: Path, others: list[Path]) -> list[Path]:
+    """The notebooks among ``others`` that ``path`` declares it depends on (its metadata).
+
+    A declared notebook that is not among ``others`` (not built in this run) is not waited
+    for; one that is not in ``path``'s folder at all is an error (a wrong number).
+    """
+    declared = declared_dependencies(path)
+    present = {_number(p) for p in path.parent.glob("*.ipynb")} | {_number(p) for p in others}
+    unknown = [n for n in declared if n not in present]
+    if unknown:
+        raise ValueError(f"{path.name} declares depends_on {unknown} but there is no notebook "
+                         f"numbered so in {path.parent}")
+    return [other for other in others if other != path and _number(other) in declared]
+
+
+def _in_dependency_order(paths: list[Path], waits: dict[Path, list[Path]]) -> list[Path]:
+    """``paths`` in their order, except that each comes after the notebooks it waits for."""
+    ordered: list[Path] = []
+    visiting: set[Path] = set()
+
+    def place(path: Path) -> None:
+        if path in ordered:
+            return
+        if path in visiting:
+            raise ValueError(f"notebooks depend on each other in a cycle through {path.name}")
+        visiting.add(path)
+        for first in waits[path]:
+            place(first)
+        visiting.discard(path)
+        ordered.append(path)
+
+    for path in paths:
+        place(path)
+    return ordered
 
 
 def _cores() -> int:
@@ -268,7 +333,9 @@ def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | 
     chosen: list[Path] = []
     for spec in specs or ["all"]:
         chosen += [p for p in find_notebooks(spec, notebook_dir) if p not in chosen]
-    chosen.sort(key=lambda p: p.name)  # 05 before 06: 06 reads the FCN that 05 saved
+    chosen.sort(key=lambda p: p.name)
+    waits = {path: depends_on(path, chosen) for path in chosen}  # refuses undeclared loads
+    chosen = _in_dependency_order(chosen, waits)  # e.g. 05 before 06: 06 reads 05's FCN
     everything = find_notebooks("all", notebook_dir or chosen[0].parent)
     start = time.perf_counter()
     done: list[Record] = []
@@ -293,15 +360,12 @@ def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | 
             finished(build_one(path, folder, profile, **options))
     else:
         threads = max(1, _cores() // jobs)
-        waits = {path: depends_on(path, chosen) for path in chosen}
         pending, running, complete = list(chosen), {}, set()
         # worker processes: each has an environment of its own for the kernel it starts
         with futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")
                                          ) as pool:
             while pending or running:
                 ready = [p for p in pending if all(d in complete for d in waits[p])]
-                if not ready and not running:  # notebooks waiting for each other: in order
-                    ready = pending[:1]
                 for path in ready[:jobs - len(running)]:
                     pending.remove(path)
                     started(path)
@@ -311,8 +375,7 @@ def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | 
                 for job in ended:
                     complete.add(running.pop(job))
                     finished(job.result())
-    order = {path.stem: i for i, path in enumerate(chosen)}
-    return sorted(done, key=lambda record: order[record.name])
+    return sorted(done, key=lambda record: record.name)  # notebook order
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,14 @@ PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhg
          "ErkJggg==")  # a 1x1 PNG
 
 
-def _notebook(path: Path, title: str, sources: list[str]) -> Path:
+def _notebook(path: Path, title: str, sources: list[str], depends_on: object = None) -> Path:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nA tiny notebook.")]
     notebook.cells += [nbformat.v4.new_code_cell(s) for s in sources]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                        "language": "python"}
+    if depends_on is not None:
+        notebook.metadata["course"] = {"depends_on": depends_on}
     nbformat.write(notebook, path)
     return path
 
@@ -128,11 +130,11 @@ Path('{me}.json').write_text(json.dumps(os.environ.get('OMP_NUM_THREADS')))
 Path('{me}.done').touch()"""
 
 
-def test_jobs_run_notebooks_side_by_side_and_in_order_of_their_checkpoints(
+def test_jobs_run_notebooks_side_by_side_and_in_order_of_their_dependencies(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """--jobs 2: 00 and 01 wait for each other (so they must run at once), 02 loads what 00
-    wrote (so it must start after 00, not after 01, which ends first); the index and the
-    records stay in notebook order, each kernel has cores // 2 threads."""
+    wrote and declares it (so it must start after 00, not after 01, which ends first); the
+    index and the records stay in notebook order, each kernel has cores // 2 threads."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
     _notebook(folder / "00_first.ipynb", "00 · First", [
@@ -141,9 +143,9 @@ def test_jobs_run_notebooks_side_by_side_and_in_order_of_their_checkpoints(
         WAIT_FOR.format(me="01", other="00", linger=0)])
     _notebook(folder / "02_third.ipynb", "02 · Third", [
         "from pathlib import Path\n"
-        "# as notebook 06 loads data_dir() / \"checkpoints\" / f\"05_fcn32s_{run_tag()}.pt\"\n"
         "checkpoint = Path('.') / 'checkpoints' / '00_first.pt'\n"
-        "assert Path('00.done').exists(), 'started before notebook 00 had finished'"])
+        "assert Path('00.done').exists(), 'started before notebook 00 had finished'"],
+        depends_on=["00"])
     assert book.depends_on(folder / "02_third.ipynb", sorted(folder.glob("*.ipynb"))) == [
         folder / "00_first.ipynb"]
     out = tmp_path / "book"
@@ -168,3 +170,67 @@ def test_jobs_run_notebooks_side_by_side_and_in_order_of_their_checkpoints(
 def test_jobs_must_be_positive() -> None:
     with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
         book.build(["all"], jobs=0)
+
+
+def test_a_declared_dependency_orders_the_build_one_at_a_time(tmp_path: Path) -> None:
+    """jobs=1: 00 reads what 01 writes and says so, so 01 runs first (not in number order)."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_reader.ipynb", "00 · Reader", [
+        "from pathlib import Path\n"
+        "assert Path('01.done').exists(), 'ran before notebook 01, which it depends on'"],
+        depends_on=["01"])
+    _notebook(folder / "01_writer.ipynb", "01 · Writer", [
+        "from pathlib import Path\nPath('01.done').touch()"])
+    records = book.build(["all"], "quick", tmp_path / "book", notebook_dir=folder,
+                         timeout=120, render=False)
+    assert [r.name for r in records] == ["00_reader", "01_writer"]  # notebook order
+    assert all(r.ok for r in records), [r.error for r in records]
+
+
+def _loads_05(folder: Path, name: str = "06_user.ipynb", depends_on: object = None) -> Path:
+    """A notebook that loads notebook 05's checkpoint, as notebook 06 does."""
+    return _notebook(folder / name, "06 · User", [
+        'ckpt = data_dir() / "checkpoints" / f"05_fcn32s_{run_tag()}.pt"'], depends_on)
+
+
+def test_an_undeclared_checkpoint_load_is_refused_with_what_to_add(tmp_path: Path) -> None:
+    writer = _notebook(tmp_path / "05_writer.ipynb", "05 · Writer", ["1 + 1"])
+    user = _loads_05(tmp_path)
+    with pytest.raises(ValueError, match=r'06_user.ipynb loads the checkpoint of notebook\(s\) '
+                       r'05 .* add \["05"\] as metadata\["course"\]\["depends_on"\]'):
+        book.depends_on(user, [writer, user])
+    with pytest.raises(ValueError, match="loads the checkpoint of notebook"):  # before any kernel
+        book.build(["all"], "quick", tmp_path / "book", notebook_dir=tmp_path, render=False)
+    wrong = _loads_05(tmp_path, "07_wrong.ipynb", depends_on=["04"])  # declares another one
+    with pytest.raises(ValueError, match="07_wrong.ipynb loads the checkpoint of notebook"):
+        book.depends_on(wrong, [writer, wrong])
+    declared = _loads_05(tmp_path, "08_declared.ipynb", depends_on=["05"])
+    assert book.depends_on(declared, [writer, user, declared]) == [writer]
+    assert book.depends_on(declared, [declared]) == []  # 05 not built in this run: no wait
+
+
+@pytest.mark.parametrize(("declared", "message"), [
+    ("05", "must be a list of two-digit notebook numbers"),
+    ([5], "must be a list of two-digit notebook numbers"),
+    (["5"], "must be a list of two-digit notebook numbers"),
+    (["06"], "names the notebook itself"),
+    (["05", "42"], r"declares depends_on \['42'\] but there is no notebook numbered so"),
+])
+def test_malformed_or_wrong_metadata_is_refused(tmp_path: Path, declared: object,
+                                                message: str) -> None:
+    writer = _notebook(tmp_path / "05_writer.ipynb", "05 · Writer", ["1 + 1"])
+    user = _loads_05(tmp_path, depends_on=declared)
+    with pytest.raises(ValueError, match=message):
+        book.depends_on(user, [writer, user])
+
+
+def test_the_course_notebooks_declare_the_checkpoints_they_load() -> None:
+    """Every notebook of the course passes the check; 06 runs after 05, whose FCN it loads."""
+    folder = Path(__file__).parent.parent / "notebooks"
+    notebooks = sorted(folder.glob("*.ipynb"))
+    declared = {path.stem[:2]: book.declared_dependencies(path) for path in notebooks}
+    assert declared["06"] == ["05"]
+    assert {n: d for n, d in declared.items() if d} == {"04": ["01"], "06": ["05"]}
+    crf = next(path for path in notebooks if path.stem.startswith("06_"))
+    assert [p.stem[:2] for p in book.depends_on(crf, notebooks)] == ["05"]

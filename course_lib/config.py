@@ -107,11 +107,11 @@ class Profile:
     rnn_size: int = 96  # side of the context-world images of the ReSeg lesson
     rnn_train: int = 128  # training images of ReSeg and its CNN twin
     rnn_val: int = 64  # validation images of the ReSeg lesson
-    rnn_epochs: int = 12  # epochs of ReSeg and of its CNN twin (same budget)
+    rnn_epochs: int = 10  # epochs of ReSeg and of its CNN twin (same budget)
     referring_size: int = 64  # side of the scenes of the referring-expression lesson
     referring_train: int = 400  # training scenes (several expressions each)
-    referring_val: int = 100  # validation scenes
-    referring_epochs: int = 10  # epochs of the CNN + LSTM referring model
+    referring_val: int = 200  # validation scenes (about 2 expressions each)
+    referring_epochs: int = 20  # epochs of the CNN + LSTM referring model (on the scene maps)
     # Notebook 13 (attention): attention to scale on the default world; on the 'context' world
     # (context_size, context_train) one dilated FCN whose frozen features all heads train on.
     attention_epochs: int = 6  # attention to scale, from scratch (with extra supervision)

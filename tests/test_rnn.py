@@ -25,6 +25,7 @@ from course_lib.models.rnn import (
     sweep_columns,
     sweep_rows,
     to_patches,
+    unit_channels,
 )
 
 TINY_RESEG = {"width": 4, "hidden": (6, 6), "up_channels": (8, 8, 8)}
@@ -129,19 +130,34 @@ def test_reseg_shapes_sizes_and_variants() -> None:
 
 def test_reseg_paper_size_by_hand() -> None:
     """fvisin/reseg's CamVid model: VGG-16 up to conv3_3, 2 ReNet layers of 100 GRU units per
-    direction on 1x1 patches, two 2x2/2 transposed convolutions of 50 filters."""
+    direction on 1x1 patches, two x2 upsampling steps of 50 filters (ours: bilinear, then a 3x3
+    convolution, where the paper has 2x2/2 transposed convolutions)."""
     vgg_to_conv3_3 = sum(9 * i * o + o for i, o in
                          ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256),
                           (256, 256)))
     gru = lambda i, h: 2 * 3 * (h * i + h * h + 2 * h)  # noqa: E731 - bidirectional GRU
     renet = gru(256, 100) + gru(200, 100) + 2 * gru(200, 100)
-    ups = (200 * 50 * 4 + 50) + (50 * 50 * 4 + 50)
+    ups = (200 * 50 * 9 + 50) + (50 * 50 * 9 + 50)
     with torch.device("meta"):
         model = ReSeg(full=True, num_classes=12)
         narrow = ReSeg(full=True, width=8)
-    assert count(model) == vgg_to_conv3_3 + renet + ups + 50 * 12 + 12 == 2_544_600
+    assert count(model) == vgg_to_conv3_3 + renet + ups + 50 * 12 + 12 == 2_607_100
     assert count(narrow) < count(model)
     assert model.features[2][-1].__class__ is nn.ReLU  # ends at conv3_3 (stride 4), no pool
+
+
+def test_reseg_upsampling_paints_no_checkerboard() -> None:
+    """A uniform map stays uniform through ReSeg's x2 steps (away from the zero-padded border);
+    a 2x2/2 transposed convolution, the paper's, paints a period-2 pattern (the oracle)."""
+    torch.manual_seed(0)
+    model = ReSeg(**TINY_RESEG).eval()
+    channels = model.upsample[1].in_channels
+    uniform = torch.ones(1, channels, 8, 8)
+    with torch.no_grad():
+        ours = model.upsample(uniform)[0, :, 16:-16, 16:-16]
+        transposed = nn.ConvTranspose2d(channels, 8, 2, stride=2)(uniform)[0, :, 2:-2, 2:-2]
+    assert ours.shape[-1] > 0 and torch.allclose(ours, ours[:, :1, :1].expand_as(ours), atol=1e-5)
+    assert (transposed[:, 0::2] - transposed[:, 1::2]).abs().max() > 1e-3
 
 
 def test_reseg_sees_the_whole_image_and_its_cnn_twin_does_not() -> None:
@@ -322,6 +338,14 @@ def test_renet_cells_start_by_remembering(cell: str) -> None:
             assert torch.allclose(diff, expected.flatten()), name
         else:
             assert torch.equal(diff, torch.zeros_like(diff)), name
+
+
+def test_unit_channels_is_l2_normalisation_scaled_to_unit_mean_square() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 5, 4) * 7
+    y = unit_channels(x)
+    assert torch.allclose(y.pow(2).mean(1), torch.ones(3, 5, 4), atol=1e-5)
+    assert torch.allclose(y / 4, F.normalize(x, dim=1), atol=1e-6)  # same direction, norm 4
 
 
 def test_referring_model_without_a_cnn_pools_its_input() -> None:

@@ -35,6 +35,7 @@ from .referring import (
     predict_referring,
     spatial_map,
     train_referring,
+    unit_channels,
 )
 from .renet import (
     RNN_CELLS,
@@ -68,4 +69,5 @@ __all__ = [
     "sweep_rows",
     "to_patches",
     "train_referring",
+    "unit_channels",
 ]

@@ -31,6 +31,12 @@ def spatial_map(height: int, width: int, device: torch.device | str | None = Non
                         torch.full_like(x0, 1 / width), torch.full_like(x0, 1 / height)])
 
 
+def unit_channels(x: torch.Tensor) -> torch.Tensor:
+    """``x`` L2-normalised over its channels (dim 1) and scaled by √channels: norm √d, so each
+    channel is of order 1 (mean square 1), like the spatial map it is concatenated with."""
+    return F.normalize(x, dim=1) * x.shape[1] ** 0.5
+
+
 @dataclass(frozen=True)
 class ReferringSizes:
     width: int  # the CNN's base width
@@ -79,7 +85,12 @@ class ReferringSegmenter(nn.Module):
     ``backbone="none"`` drops the CNN for inputs that are feature maps already (such as
     :func:`course_lib.data.referring.scene_maps`, the scene's true classes and colours): the
     visual map is then the input averaged over ``output_stride`` x ``output_stride`` cells.
-    ``forget_bias`` (Jozefowicz et al. 2015) added to the LSTM's forget gate, so that the
+    Both normalised vectors are scaled from norm 1 to norm √d (:func:`unit_channels`): with
+    norm 1 each of the d channels is about 1/√d, small beside the spatial map's ±1, and in
+    the notebook's budget the MLP then learned the shape word only - on the expressions that
+    need a colour or a position it picked the object meant no more often than with the
+    shape word alone (0.50 vs 0.54 on seed 0); scaled, 0.78 vs 0.62. ``forget_bias``
+    (Jozefowicz et al. 2015) added to the LSTM's forget gate, so that the
     first words of an expression reach its end at the start of training. ``vocab_size``
     defaults to the course vocabulary (:data:`course_lib.data.referring.VOCABULARY`).
     """
@@ -144,8 +155,8 @@ class ReferringSegmenter(nn.Module):
     def forward(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         check_input("ReferringSegmenter", image, self.in_channels)
         self.check_tokens(tokens, image.shape[0])
-        sentence = F.normalize(self.encode_text(tokens), dim=1)  # LSTM, then L2
-        visual = F.normalize(self.visual(self.visual_features(image)), dim=1)  # CNN, L2 per cell
+        sentence = unit_channels(self.encode_text(tokens))  # LSTM, then L2 (scaled)
+        visual = unit_channels(self.visual(self.visual_features(image)))  # CNN, L2 per cell
         n, _, h, w = visual.shape
         grid = spatial_map(h, w, visual.device, visual.dtype).expand(n, -1, -1, -1)
         tiled = sentence[:, :, None, None].expand(-1, -1, h, w)  # the sentence at every cell

@@ -31,15 +31,15 @@ class ReSegSizes:
     feature_stride: int  # 4: up to conv3_3 (the paper's CamVid model), 8: up to pool3
     hidden: tuple[int, ...]  # units per direction of each ReNet layer
     patch: tuple[int, ...]  # patch side of each ReNet layer
-    up_channels: tuple[int, ...]  # filters of each x2 transposed convolution
+    up_channels: tuple[int, ...]  # filters of each x2 upsampling step (bilinear, then 3x3 conv)
 
 
 RESEG_SIZES = SizeTable(
     small=ReSegSizes(width=16, backbone="vgg_tiny", feature_stride=8, hidden=(32, 32),
                      patch=(1, 1), up_channels=(32, 16, 16)),
     # ReSeg's CamVid configuration (fvisin/reseg: evaluate_camvid.py): VGG-16 up to conv3_3,
-    # two ReNet layers of 100 GRU units per direction on 1x1 patches, two 2x2/2 transposed
-    # convolutions of 50 filters
+    # two ReNet layers of 100 GRU units per direction on 1x1 patches, two x2 upsampling steps
+    # of 50 filters (the paper: 2x2/2 transposed convolutions; see ReSeg's deviations)
     paper=ReSegSizes(width=64, backbone="vgg16", feature_stride=4, hidden=(100, 100),
                      patch=(1, 1), up_channels=(50, 50)),
 )
@@ -47,12 +47,12 @@ RESEG_SIZES = SizeTable(
 
 @register_model("reseg", family="rnn", paper="Visin et al., CVPR Workshops 2016", year=2016,
                 test_kwargs={"width": 4, "hidden": (6, 6), "up_channels": (8, 8, 8)},
-                full_params=2_544_600)
+                full_params=2_607_100)
 class ReSeg(nn.Module):
     """ReSeg (Visin et al. 2016, Fig. 1): VGG features → ReNet layers → upsampling → classes.
 
     The paper's figure: a pre-trained VGG-16 up to conv3_3 extracts local features (stride
-    4); ReNet layers sweep them (each output sees the whole image); transposed convolutions
+    4); ReNet layers sweep them (each output sees the whole image); upsampling layers
     bring the map back to full resolution; a softmax classifies every pixel.
 
     Args:
@@ -64,7 +64,11 @@ class ReSeg(nn.Module):
         backbone, feature_stride, hidden, patch, up_channels: see :class:`ReSegSizes`.
 
     Deviations: trained from scratch (the paper started from ImageNet weights); batch-norm
-    in the VGG trunk (``full=True`` removes it); a 1x1 classifier after the upsampling and a
+    in the VGG trunk (``full=True`` removes it); each x2 upsampling step is a bilinear
+    resize followed by a 3x3 convolution (Odena, Dumoulin & Olah 2016's resize-convolution)
+    instead of the paper's 2x2/2 transposed convolution, whose four kernel positions each
+    paint one pixel of every 2x2 block: trained from scratch it named the car and the boat
+    in a checkerboard; a 1x1 classifier after the upsampling and a
     final bilinear resize, so any input size gives logits of its own size.
     """
 
@@ -105,8 +109,9 @@ class ReSeg(nn.Module):
             channels = renet.out_channels if context != "none" else channels
         self.context = nn.Sequential(*layers)
         ups: list[nn.Module] = []
-        for ch in sizes.up_channels:
-            ups += [nn.ConvTranspose2d(channels, ch, 2, stride=2), nn.ReLU(inplace=True)]
+        for ch in sizes.up_channels:  # resize-convolution: no checkerboard (see Deviations)
+            ups += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                    nn.Conv2d(channels, ch, 3, padding=1), nn.ReLU(inplace=True)]
             channels = ch
         self.upsample = nn.Sequential(*ups)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
@@ -115,5 +120,5 @@ class ReSeg(nn.Module):
         check_input("ReSeg", x, self.in_channels)
         f = self.features(x)  # local features: VGG up to conv3_3 (stride 4) or pool3 (8)
         f = self.context(f)  # ReNet layers: every position now sees the whole image
-        f = self.upsample(f)  # transposed convolutions, x2 each
+        f = self.upsample(f)  # x2 each: bilinear, then a 3x3 convolution
         return resize_to(self.classifier(f), x)  # per-pixel class scores at the input size

@@ -129,6 +129,15 @@ class Profile:
     rcnn_semantic_steps: int = 150  # optimiser steps of the semantic FPN baseline
     rcnn_pennfudan_side: int = 128  # shorter side of the Penn-Fudan images
     rcnn_pennfudan_steps: int = 40  # fine-tuning steps on the 15 Penn-Fudan training images
+    # Notebook 15 (active contours): Chan-Vese on shapes-world scenes (flat, textured,
+    # microscopy), and four small FCN trainings (cross-entropy, + the active-contour loss,
+    # the unsupervised Mumford-Shah loss, the FCN under the level-set layer) of equal steps.
+    ac_size: int = 64  # side of the images
+    ac_samples: int = 24  # validation images of every measurement
+    ac_train: int = 256  # training images
+    ac_steps: int = 150  # optimiser steps of each FCN training
+    ac_layer_steps: int = 60  # optimiser steps of the level-set layer on the frozen FCN
+    ac_iterations: int = 100  # Chan-Vese iterations
     # pre-training (course_lib.pretrain): the backbones' "ImageNet" — scenes of a world of
     # their own, objects classified at their centres and the classes of each scene named
     pretrain_images: int = 2048  # pre-training scenes
@@ -159,6 +168,8 @@ PROFILES: dict[str, Profile] = {
         pretrain_batch=16,
         attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
         attention_cost_side=9,
+        ac_size=48, ac_samples=8, ac_train=32, ac_steps=10, ac_layer_steps=5,  # notebook 15
+        ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
         rcnn_semantic_steps=10, rcnn_pennfudan_side=96, rcnn_pennfudan_steps=3,
     ),
@@ -182,6 +193,8 @@ PROFILES: dict[str, Profile] = {
         pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,
+        ac_size=128, ac_samples=200, ac_train=4000, ac_steps=3000, ac_layer_steps=500,  # nb 15
+        ac_iterations=300,
         rcnn_size=256, rcnn_train=4000, rcnn_val=500, rcnn_steps=6000, rcnn_batch=16,  # nb 10
         rcnn_lr=1e-3, rcnn_semantic_steps=4000, rcnn_pennfudan_side=512,
         rcnn_pennfudan_steps=500,

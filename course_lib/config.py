@@ -138,6 +138,12 @@ class Profile:
     ac_steps: int = 150  # optimiser steps of each FCN training
     ac_layer_steps: int = 60  # optimiser steps of the level-set layer on the frozen FCN
     ac_iterations: int = 100  # Chan-Vese iterations
+    # Notebook 14 (adversarial training): SegAN's segmentor trained by cross-entropy alone, with
+    # Luc et al.'s discriminator, on 1/8 of the labels, and by Hung et al. on 1/8 + the rest.
+    adversarial_size: int = 64  # side of the shapes-world images
+    adversarial_train: int = 256  # training images (1/8 of them labelled in the Hung lesson)
+    adversarial_val: int = 64  # validation images
+    adversarial_steps: int = 120  # optimiser steps of each of the four trainings
     # pre-training (course_lib.pretrain): the backbones' "ImageNet" — scenes of a world of
     # their own, objects classified at their centres and the classes of each scene named
     pretrain_images: int = 2048  # pre-training scenes
@@ -168,6 +174,8 @@ PROFILES: dict[str, Profile] = {
         pretrain_batch=16,
         attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
         attention_cost_side=9,
+        adversarial_size=48, adversarial_train=64, adversarial_val=16,  # notebook 14
+        adversarial_steps=16,
         ac_size=48, ac_samples=8, ac_train=32, ac_steps=10, ac_layer_steps=5,  # notebook 15
         ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
@@ -193,6 +201,8 @@ PROFILES: dict[str, Profile] = {
         pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,
+        adversarial_size=256, adversarial_train=4000, adversarial_val=500,  # notebook 14
+        adversarial_steps=5000,
         ac_size=128, ac_samples=200, ac_train=4000, ac_steps=3000, ac_layer_steps=500,  # nb 15
         ac_iterations=300,
         rcnn_size=256, rcnn_train=4000, rcnn_val=500, rcnn_steps=6000, rcnn_batch=16,  # nb 10

@@ -41,7 +41,8 @@ _REGISTRY: dict[str, ModelSpec] = {}
 # Family modules imported by list_models()/build_model(); each later issue appends its own.
 FAMILY_MODULES: tuple[str, ...] = ("baseline", "basics", "fcn", "crf", "multiscale", "deeplab",
                                    "encoder_decoder", "unet", "rnn", "attention",
-                                   "adversarial", "rcnn", "active_contour", "panoptic")
+                                   "adversarial", "rcnn", "active_contour", "panoptic",
+                                   "other")
 
 
 def register_model(

@@ -123,12 +123,13 @@ class Profile:
     rcnn_size: int = 64  # side of the touching-world images
     rcnn_train: int = 256  # training images
     rcnn_val: int = 48  # validation images
-    rcnn_steps: int = 200  # optimiser steps of each detector (Mask R-CNN, PANet)
+    rcnn_steps: int = 200  # optimiser steps of Mask R-CNN
     rcnn_batch: int = 8  # images per step
     rcnn_lr: float = 2e-3  # AdamW learning rate of the detectors
     rcnn_semantic_steps: int = 150  # optimiser steps of the semantic FPN baseline
     rcnn_pennfudan_side: int = 128  # shorter side of the Penn-Fudan images
-    rcnn_pennfudan_steps: int = 40  # fine-tuning steps on the 15 Penn-Fudan training images
+    rcnn_pennfudan_steps: int = 45  # fine-tuning steps (4 images) on 15 Penn-Fudan images
+    rcnn_panet_steps: int = 50  # steps of each twin of PANet vs FPN (smaller heads, same budget)
     # Notebook 15 (active contours): Chan-Vese on shapes-world scenes (flat, textured,
     # microscopy), and four small FCN trainings (cross-entropy, + the active-contour loss,
     # the unsupervised Mumford-Shah loss, the FCN under the level-set layer) of equal steps.
@@ -179,7 +180,7 @@ PROFILES: dict[str, Profile] = {
         ac_size=48, ac_samples=8, ac_train=32, ac_steps=10, ac_layer_steps=5,  # notebook 15
         ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
-        rcnn_semantic_steps=10, rcnn_pennfudan_side=96, rcnn_pennfudan_steps=3,
+        rcnn_semantic_steps=10, rcnn_pennfudan_side=96, rcnn_pennfudan_steps=3, rcnn_panet_steps=5,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -207,7 +208,7 @@ PROFILES: dict[str, Profile] = {
         ac_iterations=300,
         rcnn_size=256, rcnn_train=4000, rcnn_val=500, rcnn_steps=6000, rcnn_batch=16,  # nb 10
         rcnn_lr=1e-3, rcnn_semantic_steps=4000, rcnn_pennfudan_side=512,
-        rcnn_pennfudan_steps=500,
+        rcnn_pennfudan_steps=500, rcnn_panet_steps=6000,
     ),
 }
 

@@ -89,7 +89,8 @@ def test_encnet_loss_adds_the_se_loss() -> None:
     mask = torch.randint(0, 3, (2, 32, 32))
     out = model(torch.rand(2, 3, 32, 32))
     with_se, without = encnet_loss(out, mask), encnet_loss(out, mask, se_weight=0.0)
-    assert (with_se - without).item() == pytest.approx(0.2 * se_loss(out["se"], mask).item(), rel=1e-5)
+    expected = 0.2 * se_loss(out["se"], mask).item()
+    assert (with_se - without).item() == pytest.approx(expected, rel=1e-5)
     assert out["se"].shape == (2, 3)
 
 

@@ -380,3 +380,27 @@ def test_evaluation_helpers_restore_the_models_mode() -> None:
     B.classification_accuracy(lenet, torch.rand(3, 3, 32, 32), torch.zeros(3, dtype=torch.long),
                               device="cpu")
     assert lenet.training
+
+
+def test_deep_stack_differs_only_in_the_shortcut():
+    _seed()
+    plain = B.DeepStack(depth=20, width=8, residual=False)
+    _seed()
+    residual = B.DeepStack(depth=20, width=8, residual=True)
+    for p, r in zip(plain.parameters(), residual.parameters(), strict=True):
+        assert torch.equal(p, r)  # same weights: only the "+ x" differs
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 6, (8,))
+    assert residual(x).shape == (8, 6)
+    # at PyTorch's default initialisation the plain stack starves its first layer
+    g_plain = B.first_layer_gradient_norm(plain, x, y)
+    g_residual = B.first_layer_gradient_norm(residual, x, y)
+    assert g_residual > 1e3 * g_plain > 0
+    assert all(p.grad is None for p in residual.parameters())  # cleared afterwards
+    with pytest.raises(ValueError, match="even"):
+        B.DeepStack(depth=5)
+    # with one block of two convolutions the identity is a small change, not a rescue
+    _seed()
+    shallow = [B.DeepStack(depth=2, width=8, residual=r) for r in (False, True)]
+    ratio = (B.first_layer_gradient_norm(shallow[1], x, y)
+             / B.first_layer_gradient_norm(shallow[0], x, y))
+    assert ratio < 100

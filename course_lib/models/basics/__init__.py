@@ -33,7 +33,14 @@ from .autoencoder import (
     reconstruction_error,
     train_autoencoder,
 )
-from .cnn import MLP, LeNet, classification_accuracy, train_classifier
+from .cnn import (
+    MLP,
+    DeepStack,
+    LeNet,
+    classification_accuracy,
+    first_layer_gradient_norm,
+    train_classifier,
+)
 from .gan import (
     ConditionalDiscriminator,
     ConditionalGenerator,
@@ -61,6 +68,7 @@ from .rnn import (
 
 __all__ = [
     "SHAPE_CLASSES", "ShapeCrops", "conv_output_size", "receptive_field", "LeNet", "MLP",
+    "DeepStack", "first_layer_gradient_norm",
     "classification_accuracy", "train_classifier", "RNNCell", "LSTM_GATES", "LSTMCell",
     "RecurrentLayer", "make_recall_task", "SequenceClassifier", "input_gradient_norms",
     "train_sequence_classifier", "ConvAutoencoder", "DenoisingAutoencoder",

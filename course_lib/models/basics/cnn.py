@@ -112,6 +112,66 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class DeepStack(nn.Module):
+    """A deep stack of 3x3 convolutions, plain or with identity shortcuts (He, Zhang, Ren & Sun,
+    "Deep Residual Learning for Image Recognition", CVPR 2016).
+
+    The paper's Fig. 2 is the building block: two 3x3 convolutions compute F(x) and the block
+    outputs relu(F(x) + x); the shortcut adds no parameters. With ``residual=False`` the same
+    convolutions are stacked without the addition (the paper's "plain" network), so the two
+    differ only in the shortcut.
+
+    Deviations, said out loud: no BatchNorm (the paper puts it after every convolution) and
+    PyTorch's default initialisation, so that what the shortcut does to the gradient at
+    initialisation is seen on its own; a 3x3 stem and one 2x2 pooling instead of the paper's
+    7x7 stem and stride-2 stages; global average pooling and one linear layer as in Fig. 3.
+
+    Args:
+        in_channels, num_classes: input channels and classes.
+        depth: convolutions in the stack (even: ``depth // 2`` blocks of two).
+        width: channels of every convolution.
+        residual: add the identity shortcut around each block.
+    """
+
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 6, depth: int = 20, width: int = 16,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        require_positive("DeepStack", in_channels=in_channels, num_classes=num_classes,
+                         depth=depth, width=width)
+        if depth % 2:
+            raise ValueError(f"DeepStack: depth must be even (blocks of two convolutions), "
+                             f"got {depth}")
+        self.residual = residual
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+                                  nn.MaxPool2d(2))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(width, width, 3, padding=1))
+            for _ in range(depth // 2))
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            # Fig. 2: relu(F(x) + x) — the "+ x" is the whole difference to the plain stack
+            x = F.relu(block(x) + x) if self.residual else F.relu(block(x))
+        return self.classifier(x.mean(dim=(2, 3)))  # global average pooling
+
+
+def first_layer_gradient_norm(
+    model: DeepStack, images: torch.Tensor, labels: torch.Tensor,
+) -> float:
+    """Norm of the cross-entropy loss's gradient on the first convolution's weights: how much
+    of the training signal reaches the bottom of the stack. Gradients are cleared afterwards."""
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(images), labels).backward()
+    norm = model.stem[0].weight.grad.norm().item()
+    model.zero_grad(set_to_none=True)
+    return norm
+
+
 def classification_accuracy(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
     device: torch.device | str | None = None,
@@ -182,4 +242,5 @@ def _tensors_of(dataset) -> tuple[torch.Tensor, torch.Tensor]:
         return dataset.tensors[0], dataset.tensors[1]
     raise ValueError(f"expected a ShapeCrops or TensorDataset, got {type(dataset).__name__}")
 
-__all__ = ["LeNet", "MLP", "classification_accuracy", "train_classifier"]
+__all__ = ["LeNet", "MLP", "DeepStack", "first_layer_gradient_norm", "classification_accuracy",
+           "train_classifier"]

@@ -4,6 +4,8 @@ Almost every segmentation network in the survey is made of the same few pieces: 
 convolution followed by a normalisation and a ReLU, two of those in a row (U-Net's
 "double conv"), the cheap depthwise-separable variant (MobileNet, DeepLab v3+), and a
 resize of a feature map to the size of another one before adding or concatenating them.
+DeepLab's atrous spatial pyramid pooling (ASPP) is here too: DeepLab v3/v3+ and
+Panoptic-DeepLab share it.
 They live here once so that a student who has read one model can read them all.
 """
 
@@ -143,17 +145,6 @@ def resize_to(
     return F.interpolate(x, size=size, mode=mode, align_corners=align)
 
 
-__all__ = [
-    "NORMS",
-    "group_norm",
-    "make_norm",
-    "ConvBNReLU",
-    "DoubleConv",
-    "DepthwiseSeparableConv",
-    "resize_to",
-]
-
-
 def check_channels(name: str, in_channels: int, num_classes: int) -> None:
     """Constructor check shared by every model: at least one input channel and one class."""
     if in_channels < 1 or num_classes < 1:
@@ -167,3 +158,89 @@ def check_input(name: str, x: torch.Tensor, in_channels: int, spatial_dims: int 
     if x.dim() != spatial_dims + 2 or x.shape[1] != in_channels:
         axes = "H, W" if spatial_dims == 2 else "D, H, W"
         raise ValueError(f"{name}: expected input [N, {in_channels}, {axes}], got {tuple(x.shape)}")
+
+
+# Atrous spatial pyramid pooling (DeepLab v2/v3): shared by DeepLab and Panoptic-DeepLab
+class AtrousConv2d(nn.Conv2d):
+    """A dilated ("atrous") 3x3 convolution with "same" padding, ``Conv2d`` in every respect
+    (same parameters) but one shortcut: when the rate is at least the map's height (width),
+    the off-centre rows (columns) of the filter only ever see zero padding, so they are
+    skipped — the result is identical and cheaper. This is the degeneration the DeepLab v3
+    paper points out (Sec. 3.3): as the rate nears the feature-map size, a 3x3 atrous filter
+    becomes a 1x1 filter, which is why v3 adds the image-pooling branch.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, rate: int, bias: bool = False,
+                 groups: int = 1) -> None:
+        super().__init__(in_ch, out_ch, 3, padding=rate, dilation=rate, bias=bias,
+                         groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rate = self.dilation[0]
+        rows = slice(1, 2) if rate >= x.shape[-2] else slice(None)
+        cols = slice(1, 2) if rate >= x.shape[-1] else slice(None)
+        if rows.start is None and cols.start is None:
+            return super().forward(x)
+        padding = (0 if rows.start else rate, 0 if cols.start else rate)
+        dilation = (1 if rows.start else rate, 1 if cols.start else rate)
+        return F.conv2d(x, self.weight[:, :, rows, cols], self.bias, padding=padding,
+                        dilation=dilation, groups=self.groups)
+
+
+def atrous_conv_bn_relu(in_ch: int, out_ch: int, rate: int, separable: bool = False
+                        ) -> nn.Sequential:
+    """ASPP's 3x3 branch: atrous conv, BN, ReLU — or, ``separable``, the depthwise atrous conv
+    (BN, ReLU) then a pointwise 1x1 (BN, ReLU), laid out as ``DepthwiseSeparableConv``."""
+    if not separable:
+        return nn.Sequential(AtrousConv2d(in_ch, out_ch, rate), nn.BatchNorm2d(out_ch),
+                             nn.ReLU(inplace=True))
+    depthwise = nn.Sequential(AtrousConv2d(in_ch, in_ch, rate, groups=in_ch),
+                              nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True))
+    return nn.Sequential(depthwise, ConvBNReLU(in_ch, out_ch, 1))
+
+
+class ASPPPooling(nn.Sequential):
+    """Image-level features: global average pool → 1x1 conv → BN → ReLU → upsample."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(nn.AdaptiveAvgPool2d(1), ConvBNReLU(in_ch, out_ch, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_to(super().forward(x), x)  # "bilinearly upsample" the 1x1 map
+
+
+class ASPP(nn.Module):
+    """DeepLab v3's ASPP: [1x1, 3x3 rate r1, r2, r3, image pooling] → concat → 1x1 project
+    (BN, ReLU, dropout 0.5 as in torchvision). ``separable=True`` makes the dilated
+    branches depthwise-separable (v3+)."""
+
+    def __init__(self, in_ch: int, rates: Sequence[int], out_ch: int = 256,
+                 separable: bool = False, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.rates = tuple(rates)
+        self.branches = nn.ModuleList(
+            [ConvBNReLU(in_ch, out_ch, 1)]
+            + [atrous_conv_bn_relu(in_ch, out_ch, r, separable) for r in self.rates]
+            + [ASPPPooling(in_ch, out_ch)]
+        )
+        self.project = nn.Sequential(
+            ConvBNReLU(len(self.branches) * out_ch, out_ch, 1), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+__all__ = [
+    "NORMS",
+    "group_norm",
+    "make_norm",
+    "ConvBNReLU",
+    "DoubleConv",
+    "DepthwiseSeparableConv",
+    "resize_to",
+    "AtrousConv2d",
+    "atrous_conv_bn_relu",
+    "ASPPPooling",
+    "ASPP",
+]

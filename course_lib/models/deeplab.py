@@ -49,7 +49,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..receptive_field import (  # re-exported: notebook 11 imports them from here
@@ -60,7 +59,16 @@ from ..receptive_field import (  # re-exported: notebook 11 imports them from he
 )
 from . import register_model
 from .backbones import build_backbone
-from .blocks import ConvBNReLU, DepthwiseSeparableConv, check_channels, resize_to
+from .blocks import (  # ASPP and its atrous branches live in blocks (Panoptic-DeepLab uses them)
+    ASPP,
+    ASPPPooling,
+    AtrousConv2d,
+    ConvBNReLU,
+    DepthwiseSeparableConv,
+    atrous_conv_bn_relu,
+    check_channels,
+    resize_to,
+)
 from .contract import SizeTable
 from .heads import FCNHead, SimpleSegmentationModel
 
@@ -118,44 +126,6 @@ def aspp_rates(base_rates: Sequence[int], base_stride: int, output_stride: int) 
             )
         rates.append(int(scaled))
     return tuple(rates)
-
-
-class AtrousConv2d(nn.Conv2d):
-    """A dilated ("atrous") 3x3 convolution with "same" padding, ``Conv2d`` in every respect
-    (same parameters) but one shortcut: when the rate is at least the map's height (width),
-    the off-centre rows (columns) of the filter only ever see zero padding, so they are
-    skipped — the result is identical and cheaper. This is the degeneration the DeepLab v3
-    paper points out (Sec. 3.3): as the rate nears the feature-map size, a 3x3 atrous filter
-    becomes a 1x1 filter, which is why v3 adds the image-pooling branch.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, rate: int, bias: bool = False,
-                 groups: int = 1) -> None:
-        super().__init__(in_ch, out_ch, 3, padding=rate, dilation=rate, bias=bias,
-                         groups=groups)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rate = self.dilation[0]
-        rows = slice(1, 2) if rate >= x.shape[-2] else slice(None)
-        cols = slice(1, 2) if rate >= x.shape[-1] else slice(None)
-        if rows.start is None and cols.start is None:
-            return super().forward(x)
-        padding = (0 if rows.start else rate, 0 if cols.start else rate)
-        dilation = (1 if rows.start else rate, 1 if cols.start else rate)
-        return F.conv2d(x, self.weight[:, :, rows, cols], self.bias, padding=padding,
-                        dilation=dilation, groups=self.groups)
-
-
-def atrous_conv_bn_relu(in_ch: int, out_ch: int, rate: int, separable: bool = False
-                        ) -> nn.Sequential:
-    """ASPP's 3x3 branch: atrous conv, BN, ReLU — or, ``separable``, the depthwise atrous conv
-    (BN, ReLU) then a pointwise 1x1 (BN, ReLU), laid out as ``DepthwiseSeparableConv``."""
-    if not separable:
-        return nn.Sequential(AtrousConv2d(in_ch, out_ch, rate), nn.BatchNorm2d(out_ch),
-                             nn.ReLU(inplace=True))
-    depthwise = nn.Sequential(AtrousConv2d(in_ch, in_ch, rate, groups=in_ch),
-                              nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True))
-    return nn.Sequential(depthwise, ConvBNReLU(in_ch, out_ch, 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,38 +235,6 @@ class DeepLabV2(SimpleSegmentationModel):
 # --------------------------------------------------------------------------------------------
 # DeepLab v3 (Chen et al. 2017, Fig. 5): parallel ASPP with image pooling, concatenated
 # --------------------------------------------------------------------------------------------
-class ASPPPooling(nn.Sequential):
-    """Image-level features: global average pool → 1x1 conv → BN → ReLU → upsample."""
-
-    def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__(nn.AdaptiveAvgPool2d(1), ConvBNReLU(in_ch, out_ch, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return resize_to(super().forward(x), x)  # "bilinearly upsample" the 1x1 map
-
-
-class ASPP(nn.Module):
-    """DeepLab v3's ASPP: [1x1, 3x3 rate r1, r2, r3, image pooling] → concat → 1x1 project
-    (BN, ReLU, dropout 0.5 as in torchvision). ``separable=True`` makes the dilated
-    branches depthwise-separable (v3+)."""
-
-    def __init__(self, in_ch: int, rates: Sequence[int], out_ch: int = 256,
-                 separable: bool = False, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.rates = tuple(rates)
-        self.branches = nn.ModuleList(
-            [ConvBNReLU(in_ch, out_ch, 1)]
-            + [atrous_conv_bn_relu(in_ch, out_ch, r, separable) for r in self.rates]
-            + [ASPPPooling(in_ch, out_ch)]
-        )
-        self.project = nn.Sequential(
-            ConvBNReLU(len(self.branches) * out_ch, out_ch, 1), nn.Dropout(dropout)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
-
-
 class DeepLabHead(nn.Sequential):
     """ASPP → 3x3 conv (BN, ReLU) → 1x1 classes (torchvision's ``DeepLabHead``)."""
 

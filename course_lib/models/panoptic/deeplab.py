@@ -12,8 +12,8 @@ Deviations (stated once, here): the course's small ResNet by default; the paper'
 loss is a bootstrapped cross-entropy (hardest 15 % of the pixels, small instances weighted 3x),
 here the plain cross-entropy (:func:`.training.panoptic_loss`); the offsets are predicted at
 the input's resolution in input pixels (the paper predicts them at stride 4 and rescales).
-ASPP is DeepLab v3's (:class:`course_lib.models.deeplab.ASPP`): Panoptic-DeepLab *is* DeepLab
-with an instance branch, so the module is imported, not copied.
+ASPP is DeepLab v3's (:class:`course_lib.models.blocks.ASPP`): Panoptic-DeepLab *is* DeepLab
+with an instance branch, so it uses the same module, which lives in ``blocks`` for both.
 """
 
 from __future__ import annotations
@@ -25,9 +25,15 @@ from torch import nn
 
 from .. import register_model
 from ..backbones import build_backbone
-from ..blocks import ConvBNReLU, DepthwiseSeparableConv, check_channels, check_input, resize_to
+from ..blocks import (
+    ASPP,
+    ConvBNReLU,
+    DepthwiseSeparableConv,
+    check_channels,
+    check_input,
+    resize_to,
+)
 from ..contract import SizeTable
-from ..deeplab import ASPP
 
 OUTPUT_STRIDE = 16
 ASPP_RATES = (6, 12, 18)  # at output stride 16, the paper's (and DeepLab v3's)

@@ -76,6 +76,6 @@ class LevelSetExplorer(Explorer):
         axes[2].axvline(self.step.value, color="red", linestyle=":", label="this step")
         axes[2].set_xlabel("iteration")
         axes[2].set_ylabel("energy")
-        axes[2].set_title("the energy descends", fontsize=9)
+        axes[2].set_title("the Chan–Vese energy", fontsize=9)
         axes[2].legend(fontsize=8)
         return fig

@@ -172,6 +172,17 @@ def _initial(batch: Tensor, init: Tensor | None) -> Tensor:
     return init.expand(n, h, w).clone()
 
 
+
+def _evolution(out: torch.Tensor, level: float, dims: int, steps: list[int],
+               snapshots: list[torch.Tensor], energies: list[torch.Tensor]) -> Evolution:
+    """The :class:`Evolution` both evolutions return: the final function, its region
+    (``out > level``), and the recorded history (energies squeezed for a single image)."""
+    energy = torch.stack(energies) if energies else None
+    if energy is not None and dims < 4:
+        energy = energy[:, 0]
+    return Evolution(out, out > level, steps, torch.stack(snapshots) if snapshots else None, energy)
+
+
 def chan_vese(image: Tensor, iterations: int = 100, mu: float = 0.3, nu: float = 0.0,
               lambda_in: float = 1.0, lambda_out: float = 1.0, dt: float = 2.0,
               eps: float = EPSILON, init: Tensor | None = None, history_every: int = 0,
@@ -221,11 +232,7 @@ def chan_vese(image: Tensor, iterations: int = 100, mu: float = 0.3, nu: float =
         phi = phi + dt * dirac(phi, eps) * force
     if history_every:
         keep(iterations)
-    energy = torch.stack(energies) if energies else None
-    if energy is not None and dims < 4:
-        energy = energy[:, 0]
-    out = from_batch(phi, dims)
-    return Evolution(out, out > 0, steps, torch.stack(snapshots) if snapshots else None, energy)
+    return _evolution(from_batch(phi, dims), 0.0, dims, steps, snapshots, energies)
 
 
 # --------------------------------------------------------------------------- morphological
@@ -301,11 +308,7 @@ def morphological_chan_vese(image: Tensor, iterations: int = 50, smoothing: int 
         u = curvature_smoothing(u, smoothing, first=step * smoothing)
     if history_every:
         keep(iterations)
-    energy = torch.stack(energies) if energies else None
-    if energy is not None and dims < 4:
-        energy = energy[:, 0]
-    out = from_batch(u, dims)
-    return Evolution(out, out > 0.5, steps, torch.stack(snapshots) if snapshots else None, energy)
+    return _evolution(from_batch(u, dims), 0.5, dims, steps, snapshots, energies)
 
 
 __all__ = ["EPSILON", "Evolution", "as_batch", "chan_vese", "chan_vese_energy", "checkerboard",

@@ -32,6 +32,7 @@ __all__ = ["REPO_ROOT", "Execution", "execute", "find_notebooks", "kernel_enviro
            "run_notebook", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+KERNEL_START_ATTEMPTS = 3  # a kernel that fails before its first cell is started again
 
 
 @dataclass
@@ -111,24 +112,16 @@ def _short_error(error: BaseException) -> str:
     return f"{type(error).__name__}: " + "\n".join(lines[-12:])[-3000:]
 
 
-def execute(path: str | os.PathLike, out_dir: str | os.PathLike, *, timeout: int = 3600,
-            allow_errors: bool = False, env: dict[str, str | None] | None = None) -> Execution:
-    """Execute one notebook with nbclient; save the executed copy (also on failure) to ``out_dir``.
-
-    ``env`` adds environment variables for the kernel (``None`` removes one). A failing cell
-    does not raise here: the returned :class:`Execution` carries the error.
-    """
+def _execute_once(path: Path, *, timeout: int, allow_errors: bool,
+                  env: dict[str, str | None], peak: list[int]
+                  ) -> tuple[nbformat.NotebookNode, str | None, bool]:
+    """One kernel's run: (the notebook as executed, the error or None, whether a cell began)."""
     from nbclient import NotebookClient
 
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"notebook not found: {path}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, kernel_name="python3", timeout=timeout, allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})
-    peak: list[int] = []
+    began: list[bool] = []
 
     def after_cell(**_: object) -> None:  # the kernel is alive here: read its high-water mark
         provisioner = getattr(client.km, "provisioner", None)
@@ -136,14 +129,41 @@ def execute(path: str | os.PathLike, out_dir: str | os.PathLike, *, timeout: int
         if value is not None:
             peak.append(value)
 
+    client.on_cell_start = lambda **_: began.append(True)
     client.on_cell_executed = after_cell
-    error: str | None = None
-    start = time.perf_counter()
     try:
-        with kernel_environment(**(env or {})):
+        with kernel_environment(**env):
             client.execute()
     except Exception as failure:  # a failing cell, a dead kernel, a timeout: reported, kept
-        error = _short_error(failure)
+        return nb, _short_error(failure), bool(began)
+    return nb, None, True
+
+
+def execute(path: str | os.PathLike, out_dir: str | os.PathLike, *, timeout: int = 3600,
+            allow_errors: bool = False, env: dict[str, str | None] | None = None) -> Execution:
+    """Execute one notebook with nbclient; save the executed copy (also on failure) to ``out_dir``.
+
+    ``env`` adds environment variables for the kernel (``None`` removes one). A failing cell
+    does not raise here: the returned :class:`Execution` carries the error. A kernel that dies
+    before the first cell begins is started again (up to ``KERNEL_START_ATTEMPTS`` kernels):
+    kernels started at the same moment can race for the same TCP port, and nothing has run yet.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook not found: {path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    peak: list[int] = []
+    start = time.perf_counter()
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        nb, error, began = _execute_once(path, timeout=timeout, allow_errors=allow_errors,
+                                         env=env or {}, peak=peak)
+        if error is None or began or attempt == KERNEL_START_ATTEMPTS:
+            break
+        print(f"[run_notebook] {path.name}: the kernel did not start (attempt {attempt} of "
+              f"{KERNEL_START_ATTEMPTS}), starting a fresh one: {error.splitlines()[0][:200]}",
+              file=sys.stderr, flush=True)
+        time.sleep(attempt)
     seconds = time.perf_counter() - start
     target = out / path.name
     fd, tmp = tempfile.mkstemp(dir=out, suffix=".ipynb.tmp")

@@ -234,3 +234,39 @@ def test_the_course_notebooks_declare_the_checkpoints_they_load() -> None:
     assert {n: d for n, d in declared.items() if d} == {"04": ["01"], "06": ["05"]}
     crf = next(path for path in notebooks if path.stem.startswith("06_"))
     assert [p.stem[:2] for p in book.depends_on(crf, notebooks)] == ["05"]
+
+
+def test_a_kernel_that_dies_before_the_first_cell_is_started_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two kernels started at once can race for one TCP port (make smoke JOBS=2 lost 01 so)."""
+    import nbclient
+
+    from course_lib import run_notebook
+
+    real_start = nbclient.NotebookClient.async_start_new_kernel
+    starts: list[int] = []
+
+    async def flaky_start(self: nbclient.NotebookClient, **kwargs: object) -> None:
+        starts.append(1)
+        if len(starts) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info (Address in use)")
+        await real_start(self, **kwargs)
+
+    monkeypatch.setattr(nbclient.NotebookClient, "async_start_new_kernel", flaky_start)
+    path = _notebook(tmp_path / "00_one.ipynb", "00 · One", ["print(6 * 7)"])
+    result = run_notebook.execute(path, tmp_path / "out", timeout=120)
+    assert result.ok, result.error
+    assert len(starts) == 2
+    outputs = nbformat.read(result.saved, as_version=4).cells[1].outputs
+    assert outputs[0]["text"].strip() == "42"
+
+
+def test_a_failing_cell_is_not_run_again(tmp_path: Path) -> None:
+    """A cell that fails once the kernel runs is the notebook's error, reported, never retried."""
+    from course_lib import run_notebook
+
+    path = _notebook(tmp_path / "00_fails.ipynb", "00 · Fails", [
+        "from pathlib import Path\nPath('ran').open('a').write('x')\nraise ValueError('boom')"])
+    result = run_notebook.execute(path, tmp_path / "out", timeout=120)
+    assert not result.ok and "boom" in result.error
+    assert (tmp_path / "ran").read_text() == "x"

@@ -31,6 +31,7 @@ from .config import IGNORE_INDEX
 from .losses import cross_entropy, model_loss
 from .metrics import ConfusionMatrix, mean_iou
 from .runtime import evaluating
+from .train.step import optimizer_step
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -207,13 +208,9 @@ def train_step_time(
     scaler = config.grad_scaler(device)
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
         with config.autocast(device):
             out = model(input)
-        loss = model_loss(out, target, loss_fn)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(model_loss(out, target, loss_fn), optimizer, scaler)
 
     # evaluating() records every submodule's mode and restores it afterwards (also on an
     # error); inside it the model trains.

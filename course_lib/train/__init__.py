@@ -26,6 +26,8 @@ The modules, one concern each:
 * :mod:`~course_lib.train.evaluation` - ``evaluate`` and ``predict``;
 * :mod:`~course_lib.train.checkpoint` - atomic checkpoints and random states;
 * :mod:`~course_lib.train.distributed` - ``DistributedDataParallel`` under ``torchrun``;
+* :mod:`~course_lib.train.step` - one optimizer update with AMP loss scaling (every
+  loop of the course, ``fit``'s and the families' own, calls it);
 * :mod:`~course_lib.train.history`, :mod:`~course_lib.train.schedule`,
   :mod:`~course_lib.train.batches` - the record, the poly schedule, batches to tensors.
 """
@@ -35,6 +37,7 @@ from .evaluation import evaluate, predict
 from .history import History
 from .loop import fit
 from .schedule import PolyLR
+from .step import optimizer_step
 
 __all__ = [
     "History",
@@ -42,6 +45,7 @@ __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "optimizer_step",
     "save_checkpoint",
     "load_checkpoint",
 ]

@@ -42,6 +42,7 @@ from .distributed import (
 from .evaluation import evaluate
 from .history import History
 from .schedule import PolyLR, make_scheduler
+from .step import optimizer_step
 
 
 def _loader_length(loader: Iterable, name: str) -> int:
@@ -343,12 +344,7 @@ def _train_epoch(
                 f"(global step {done.step + 1}): lower the learning rate, check "
                 "the inputs for NaN/inf and the mask values (0..K-1 or 255)"
             )
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        if run.scheduler is not None:
-            run.scheduler.step()
+        optimizer_step(loss, run.optimizer, run.scaler, run.scheduler)
         loss_sum += loss.detach().double() * len(image)
         seen += len(image)
         done.step += 1

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from course_lib import config
 from course_lib.data.instances import collate
 from course_lib.runtime import evaluating, model_device
+from course_lib.train.step import optimizer_step
 
 
 def _to(target: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -82,11 +83,7 @@ def train_detector(
         with config.autocast(device):
             losses = model(images, targets)
         loss = sum(losses.values())  # Mask R-CNN: the five losses with equal weights
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        schedule.step()
+        optimizer_step(loss, opt, scaler, schedule)
         history["loss"].append(float(loss.detach()))
         for name, value in losses.items():
             history.setdefault(name, []).append(float(value.detach()))

@@ -17,7 +17,9 @@ from course_lib.models.other import (
     PoolingPyramid,
     class_presence,
     encnet_loss,
+    presence_f1,
     se_loss,
+    train_encnet,
 )
 
 
@@ -108,3 +110,35 @@ def test_logits_at_the_input_size_for_one_and_four_channels(name: str) -> None:
     out = model.eval()(torch.rand(2, 4, 40, 56))
     logits = out["out"] if isinstance(out, dict) else out
     assert logits.shape == (2, 5, 40, 56)
+
+
+def test_presence_f1_counts_image_class_pairs() -> None:
+    present = torch.tensor([[1, 1, 0], [0, 1, 1]])
+    assert presence_f1(present, present) == 1.0
+    said = torch.tensor([[1, 0, 1], [0, 1, 1]])  # 3 right of 4 said, 3 of 4 held
+    assert presence_f1(said, present) == pytest.approx(0.75)
+    assert presence_f1(torch.zeros(2, 3), present) == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        presence_f1(said[:1], present)
+
+
+def test_train_encnet_learns_presence_only_with_the_se_loss() -> None:
+    masks = torch.zeros(2, 16, 16, dtype=torch.long)
+    masks[0, :8] = 1  # image 0 holds classes 0, 1; image 1 holds 0, 2
+    masks[1, 8:] = 2
+    images = torch.stack([masks[0:1].float().expand(3, -1, -1),
+                          masks[1:2].float().expand(3, -1, -1) / 2])
+    loader = [(images, masks)]
+    kwargs = get_spec("encnet").test_kwargs
+    torch.manual_seed(0)
+    model = build_model("encnet", num_classes=3, **kwargs)
+    losses = train_encnet(model, loader, 60, progress=False)
+    assert losses[-1] < losses[0]
+    with torch.no_grad():
+        se = model.eval()(images)["se"]
+    assert presence_f1(se.sigmoid() > 0.5, class_presence(masks, 3)) == 1.0
+    torch.manual_seed(0)
+    plain = build_model("encnet", num_classes=3, **kwargs)
+    before = plain.context.se.weight.detach().clone()
+    train_encnet(plain, loader, 5, se_weight=0.0, progress=False)
+    assert torch.equal(plain.context.se.weight, before)  # no SE loss, no gradient, no step

@@ -19,7 +19,9 @@ from .encnet import (
     Encoding,
     class_presence,
     encnet_loss,
+    presence_f1,
     se_loss,
+    train_encnet,
 )
 from .refinenet import ChainedResidualPooling, RefineBlock, RefineNet, ResidualConvUnit
 from .upernet import PoolingPyramid, UPerNet
@@ -42,7 +44,9 @@ __all__ = [
     "class_presence",
     "encnet",
     "encnet_loss",
+    "presence_f1",
     "refinenet",
     "se_loss",
+    "train_encnet",
     "upernet",
 ]

@@ -24,13 +24,18 @@ with ``full=True`` (its multi-size evaluation not included).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
+from ... import config
 from ...config import IGNORE_INDEX
+from ...runtime import model_device
+from ...train.step import optimizer_step
 from .. import register_model
 from ..backbones import build_backbone
 from ..blocks import ConvBNReLU, check_channels, check_input, resize_to
@@ -154,8 +159,53 @@ def encnet_loss(outputs: dict[str, torch.Tensor], mask: torch.Tensor,
     if "aux" in outputs:
         loss = loss + aux_weight * F.cross_entropy(outputs["aux"], mask,
                                                    ignore_index=IGNORE_INDEX)
-    return loss + se_weight * se_loss(outputs["se"], mask)
+    if se_weight:  # with se_weight=0 the SE head gets no gradient at all, not a zero one
+        loss = loss + se_weight * se_loss(outputs["se"], mask)
+    return loss
+
+
+def presence_f1(predicted: torch.Tensor, present: torch.Tensor) -> float:
+    """F1 of class-presence decisions: ``predicted`` and ``present`` are 0/1 [N, K] (which
+    classes each image is said to hold / holds); pooled over all (image, class) pairs."""
+    if predicted.shape != present.shape:
+        raise ValueError(f"predicted and present must have one shape, got "
+                         f"{tuple(predicted.shape)} and {tuple(present.shape)}")
+    predicted, present = predicted.bool(), present.bool()
+    tp = (predicted & present).sum().item()
+    said, held = predicted.sum().item(), present.sum().item()
+    return 2 * tp / (said + held) if said + held else 1.0
+
+
+def train_encnet(model: nn.Module, loader: Iterable, steps: int, se_weight: float = SE_WEIGHT,
+                 lr: float = 3e-3, progress: bool = True, desc: str = "EncNet"
+                 ) -> list[float]:
+    """Train ``model`` for ``steps`` AdamW steps (poly schedule) with :func:`encnet_loss`
+    (``se_weight=0``: without the semantic-encoding loss) on ``(image, mask)`` batches, the
+    loader restarted as often as needed. Returns the per-step losses."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps = config.cap_steps(steps)
+    device = model_device(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                 lambda step: (1 - step / steps) ** 0.9)
+    scaler = config.grad_scaler(device)
+    losses: list[float] = []
+    batches = iter(())
+    model.train()
+    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        batch = next(batches, None)
+        if batch is None:  # one more pass over the loader
+            batches = iter(loader)
+            batch = next(batches)
+        images, masks = batch[0].to(device), batch[1].to(device)
+        with config.autocast(device):
+            outputs = model(images)
+        loss = encnet_loss({k: v.float() for k, v in outputs.items()}, masks, se_weight)
+        optimizer_step(loss, optimizer, scaler, schedule)
+        losses.append(float(loss.detach()))
+    return losses
 
 
 __all__ = ["ContextEncoding", "EncNet", "Encoding", "SE_WEIGHT", "class_presence",
-           "encnet_loss", "se_loss"]
+           "encnet_loss", "presence_f1", "se_loss", "train_encnet"]

@@ -86,5 +86,12 @@ nbgrader: setup
 bench: setup data
 	$(PY) -m course_lib.bench --all
 
+# The model zoo (course_lib.zoo): every 2D model trained on one budget, one table with cost and
+# accuracy, into artifacts/zoo/ (zoo.csv, zoo.md, zoo.png); `make zoo QUICK=1` is the tiny
+# version of the tests, `make zoo MODELS=fcn8s,unet` a few models
+.PHONY: zoo
+zoo: setup data
+	$(PY) -m course_lib.zoo $(if $(QUICK),--quick) $(if $(MODELS),--models $(MODELS))
+
 clean-data:
 	rm -rf data/cache data/pretrained $(DATA_STAMP)

@@ -13,6 +13,7 @@ from course_lib.models.multiscale import (
     PSPNet,
     PyramidPooling,
     SemanticFPNHead,
+    level_contributions,
 )
 
 
@@ -94,3 +95,25 @@ def test_pspnet_full_config_and_aux_weight_in_fit_loss() -> None:
     ce = nn.functional.cross_entropy
     expected = ce(out["out"], y) + 0.4 * ce(out["aux"], y)
     torch.testing.assert_close(model_loss(out, y, ce, 0.4), expected)
+
+
+def test_level_contributions_add_up_to_the_winning_logit() -> None:
+    """The shares of P2..P5 plus the classifier's bias are the predicted class's logit."""
+    torch.manual_seed(0)
+    model = FPN(num_classes=5, width=4, pyramid_channels=8, segmentation_channels=8).train()
+    x = torch.rand(2, 3, 40, 48)
+    pyramid, share = level_contributions(model, x)
+    assert model.training  # mode restored
+    assert [p.shape[-2:] for p in pyramid] == [(10, 12), (5, 6), (3, 3), (2, 2)]
+    assert share.shape == (2, 4, 10, 12) and not share.requires_grad
+    model.eval()
+    with torch.no_grad():
+        logits = model.head(pyramid)  # stride 4, before the x4 upsample
+    winner = logits.argmax(1)
+    expected = logits.max(1).values - model.head.classifier.bias[winner]
+    torch.testing.assert_close(share.sum(1), expected, rtol=1e-5, atol=1e-5)
+    one_level = FPN(num_classes=5, width=4, pyramid_channels=8, segmentation_channels=8,
+                    levels=("c2",), top_down=False)
+    assert level_contributions(one_level, x)[1].shape == (2, 1, 10, 12)
+    with pytest.raises(TypeError, match="needs an FPN"):
+        level_contributions(nn.Conv2d(3, 5, 1), x)

@@ -1,5 +1,6 @@
 """Class balance of a data set: the share of labelled pixels per class and the number of
-objects per image (notebook 17 compares the shapes world with the real samples)."""
+objects per image (notebook 17 compares the shapes world with the real samples), and the
+class weights of a balanced loss (:func:`median_frequency_weights`, notebooks 05-11)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from course_lib.config import IGNORE_INDEX
 
-__all__ = ["mask_of", "pixel_shares"]
+__all__ = ["mask_of", "median_frequency_weights", "pixel_shares"]
 
 
 def mask_of(item: Any) -> torch.Tensor:
@@ -41,3 +42,25 @@ def pixel_shares(masks: Iterable[torch.Tensor], num_classes: int) -> torch.Tenso
     if total == 0:
         raise ValueError("no labelled pixels: every mask is empty or void")
     return counts / total
+
+
+def median_frequency_weights(
+    masks: Iterable[torch.Tensor], num_classes: int, power: float = 0.5,
+    min_share: float = 1e-6,
+) -> torch.Tensor:
+    """Class weights of *median-frequency balancing* (Eigen & Fergus, ICCV 2015; SegNet uses
+    it): ``w_c = (median_k f_k / f_c) ** power`` with ``f_c`` the class's share of the labelled
+    pixels (:func:`pixel_shares`); float32 ``[K]`` for ``cross_entropy(..., weight=w)``.
+
+    A class as frequent as the median class weighs 1, a rarer one more. ``power=1`` is Eigen &
+    Fergus's weight; the course's default 0.5 (its square root, notebook 05's choice) is a
+    milder balance: a class 100x rarer than the median weighs 10, not 100. The
+    median is ``torch.median``'s: for an even ``K`` the lower of the two middle shares. A class
+    absent from the masks gets the weight of a share of ``min_share``.
+    """
+    if not power >= 0:
+        raise ValueError(f"power must be >= 0, got {power}")
+    if not 0 < min_share <= 1:
+        raise ValueError(f"min_share must be in (0, 1], got {min_share}")
+    shares = pixel_shares(masks, num_classes)
+    return (shares.median() / shares.clamp(min=min_share)).pow(power).float()

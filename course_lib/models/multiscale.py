@@ -34,8 +34,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import evaluating
 from . import register_model
 from .backbones import FEATURE_KEYS, build_backbone
 from .blocks import ConvBNReLU, check_channels, resize_to
@@ -209,6 +211,31 @@ class FPN(nn.Module):
         return resize_to(logits, x)  # x4 bilinear upsample to the image
 
 
+def level_contributions(
+    model: FPN, images: torch.Tensor,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """What each pyramid level says about the predicted class, pixel by pixel (notebook 09).
+
+    Returns the pyramid ``P2..P5`` of ``images`` (a list of [N, C, H_k, W_k]) and the share of
+    each level the head reads in the logit of the class the model predicts at every stride-4
+    pixel, [N, levels, H/4, W/4]: the head's 1x1 classifier is linear, so that logit is
+    exactly the sum of the shares plus the classifier's bias of the class. Eval mode, no
+    gradient; the model's modes are restored.
+    """
+    if not isinstance(model, FPN):
+        raise TypeError(f"level_contributions needs an FPN, got {type(model).__name__}")
+    with evaluating(model):
+        pyramid = list(model.pyramid(model.backbone(images)).values())
+        branches = model.head.branch_outputs(pyramid)
+        weight = model.head.classifier.weight
+        parts = torch.stack([F.conv2d(b, weight) for b in branches], 1)  # [N, L, K, h, w]
+        logits = parts.sum(1) + model.head.classifier.bias.view(1, -1, 1, 1)
+        winner = logits.argmax(1)  # the predicted class at stride 4, [N, h, w]
+        index = winner[:, None, None].expand(-1, parts.shape[1], 1, -1, -1)
+        share = parts.gather(2, index)[:, :, 0]
+    return pyramid, share
+
+
 # --------------------------------------------------------------------------------------------
 # PSPNet (Zhao et al. 2017, Fig. 3)
 # --------------------------------------------------------------------------------------------
@@ -313,6 +340,7 @@ __all__ = [
     "FeaturePyramid",
     "SemanticFPNHead",
     "FPN",
+    "level_contributions",
     "PyramidPooling",
     "PSPHead",
     "PSPNet",

@@ -16,6 +16,9 @@ from course_lib.runtime import evaluating
 
 from .batches import plain, split_batch, to_device, unwrap
 
+#: What :func:`predict` returns: the class of every pixel or the scores.
+PREDICT_OUTPUTS = ("labels", "logits")
+
 
 def evaluate(
     model: nn.Module,
@@ -64,12 +67,25 @@ def evaluate(
 def predict(
     model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor],
     device: torch.device | str | None = None,
+    *,
+    batch_size: int | None = None,
+    output: str = "labels",
 ) -> torch.Tensor:
     """Predicted class of every pixel: LongTensor [N, H, W] on the CPU.
 
     ``images`` is a batch [N, C, H, W], a list of [C, H, W] images, or a single image
     [C, H, W] (then the result is [H, W]). uint8 images are scaled to [0, 1].
+    ``batch_size`` runs the model on that many images at a time (memory stays bounded for a
+    whole validation set; the result is the same as in one batch, in eval mode).
+    ``output="logits"`` returns the float32 scores [N, K, H, W] (``[K, H, W]`` for a single
+    image) instead of their argmax; a dict output (``{"out", "aux"}``) gives its ``"out"``.
+    The model's modes are restored afterwards (:func:`course_lib.runtime.evaluating`).
     """
+    if output not in PREDICT_OUTPUTS:
+        raise ValueError(f"predict: output must be one of {PREDICT_OUTPUTS}, got {output!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"predict: batch_size must be a positive integer or None, got "
+                         f"{batch_size}")
     device = config.get_device() if device is None else torch.device(device)
     single = isinstance(images, torch.Tensor) and images.dim() == 3
     if isinstance(images, torch.Tensor):
@@ -80,9 +96,16 @@ def predict(
         raise ValueError(
             f"predict expects images [N, C, H, W] or [C, H, W], got {tuple(batch.shape)}"
         )
+    if len(batch) == 0:
+        raise ValueError("predict: no images were given (a batch of 0)")
     model = unwrap(model).to(device)
+    step = len(batch) if batch_size is None else batch_size
+    scores = []
     with evaluating(model), config.autocast(device):
-        image, _ = to_device(batch, torch.zeros(0), device)
-        logits, _ = split_output(model(image))
-    labels = logits.argmax(dim=1).cpu()
-    return labels[0] if single else labels
+        for start in range(0, len(batch), step):
+            image, _ = to_device(batch[start:start + step], torch.zeros(0), device)
+            logits, _ = split_output(model(image))
+            scores.append(logits.float().cpu() if output == "logits" else
+                          logits.argmax(dim=1).cpu())
+    result = torch.cat(scores)
+    return result[0] if single else result

@@ -147,3 +147,12 @@ def test_bad_model_names_are_refused_with_the_valid_names(capsys) -> None:
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "no_such_net" in err and "valid names are" in err and "unet" in err
+
+
+def test_command_line_writes_the_table(tmp_path: Path, capsys) -> None:
+    assert zoo.main(["--quick", "--models", "segan,vnet", "--out", str(tmp_path)]) == 0
+    rows = zoo.read_csv(tmp_path / "zoo.csv")
+    assert [(r["model"], r["status"]) for r in rows] == [("segan", "ok"), ("vnet", "skipped")]
+    assert "segan" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="make zoo"):
+        zoo.read_csv(tmp_path / "missing.csv")

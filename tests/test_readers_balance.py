@@ -34,3 +34,53 @@ def test_pixel_shares_rejects_labels_beyond_the_classes_and_all_void():
         pixel_shares([torch.tensor([0, 7, 255])], num_classes=4)
     with pytest.raises(ValueError, match="no labelled pixels"):
         pixel_shares([torch.full((2, 2), 255)], num_classes=4)
+
+
+# ------------------------------------------------------------------------ objects per image
+def test_objects_per_image_counts_instances_or_regions_by_hand() -> None:
+    from course_lib.data.balance import objects_per_image
+
+    mask = torch.tensor([[4, 4, 0, 5],
+                         [0, 4, 0, 5],
+                         [5, 0, 4, 255]])
+    # 8-connected regions per class: 4 -> {(0,0),(0,1),(1,1),(2,2)} one region, 5 -> two
+    assert objects_per_image((torch.zeros(3, 3, 4), mask), classes=[4, 5]) == 3
+    assert objects_per_image((torch.zeros(3, 3, 4), mask), classes=[5]) == 2
+    assert objects_per_image((torch.zeros(3, 3, 4), mask)) == 4  # every class, void left out
+    assert objects_per_image({"mask": mask, "masks": torch.zeros(7, 3, 4, dtype=torch.bool)}) == 7
+    with pytest.raises(ValueError, match=r"\[H, W\]"):
+        objects_per_image((None, torch.zeros(2, 3, 4, dtype=torch.long)))
+
+
+def test_objects_per_image_on_the_shapes_world_agrees_with_its_instances() -> None:
+    """Regions of thing classes vs instance masks: equal on most images, and the per-image
+    difference is what occlusion (+) and touching same-class objects (-) explain."""
+    from course_lib.data import THING_CLASSES
+    from course_lib.data.balance import objects_per_image
+
+    ds = ShapesWorld(40, image_size=64, seed=2, target="all")
+    same, total_regions, total_instances = 0, 0, 0
+    for i in range(len(ds)):
+        item = ds[i]
+        instances = objects_per_image(item)
+        assert instances == int(item["instance_ids"].max())
+        regions = objects_per_image((item["image"], item["mask"]), THING_CLASSES)
+        same += regions == instances
+        total_regions, total_instances = total_regions + regions, total_instances + instances
+    assert same >= len(ds) // 2
+    assert abs(total_regions - total_instances) <= 0.25 * total_instances
+
+
+def test_objects_per_image_on_real_samples_when_present() -> None:
+    from course_lib.data import CamVid, PennFudanPed, fetch
+    from course_lib.data.balance import objects_per_image
+
+    try:
+        penn = PennFudanPed(fetch("pennfudan", download=False))
+        camvid = CamVid(fetch("camvid", download=False), split="train")
+    except (RuntimeError, FileNotFoundError) as err:
+        pytest.skip(f"real samples not present: {err}")
+    counts = [objects_per_image(penn[i]) for i in range(len(penn))]
+    assert min(counts) >= 1 and counts == [int(penn[i]["masks"].shape[0]) for i in range(len(penn))]
+    cars = [objects_per_image(camvid[i], classes=[8]) for i in range(len(camvid))]  # 8 = Car
+    assert max(cars) >= 1

@@ -42,6 +42,11 @@ car/boat pair a *global* context problem: one car or boat stands on grass at lea
 image away from the only road (car) or river (boat) of the scene, so its local surround is
 the same for both classes. No depth channel, no VOC/COCO export.
 
+The ``variant="rgbd"`` (notebook 17, the RGB-D lesson) is an indoor wall and floor with
+*objects* standing in front of them and *pictures* printed on them, drawn alike, so that
+only the depth channel (``with_depth=True``) tells the two classes apart
+(:mod:`~course_lib.data.rgbd_scene`).
+
 This module holds the data set (:class:`ShapesWorld`, its variants and targets); the drawing
 lives in :mod:`~course_lib.data.shapes` (classes, rasterisers, textures),
 :mod:`~course_lib.data.scenes` (default and context scenes) and
@@ -78,6 +83,7 @@ from course_lib.data.medical import (
     draw_microscopy,
     draw_volume,
 )
+from course_lib.data.rgbd_scene import RGBD_CLASS_NAMES, RGBD_PALETTE, draw_rgbd
 from course_lib.data.scenes import draw_context, draw_default
 from course_lib.data.shapes import *  # noqa: F403
 from course_lib.data.shapes import CLASS_NAMES, NUM_CLASSES, PALETTE, THING_CLASSES
@@ -92,6 +98,8 @@ __all__ = [
     "ShapesWorld",
     "foreground",
     "generation_speed",
+    "RGBD_CLASS_NAMES",
+    "RGBD_PALETTE",
     *shapes.__all__,
     *medical.__all__,
     *export.__all__,
@@ -123,6 +131,8 @@ _VARIANTS: dict[str, _Variant] = {
     "volume": _Variant(draw_volume, VOLUME_CLASS_NAMES, VOLUME_PALETTE, image_channels=1,
                        spatial_dims=3, size_field="volume_size"),
     "context": _Variant(draw_context, CLASS_NAMES, PALETTE),
+    # notebook 17: indoor objects vs pictures of them, told apart by depth only
+    "rgbd": _Variant(draw_rgbd, RGBD_CLASS_NAMES, RGBD_PALETTE, has_depth=True),
 }
 VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
 
@@ -148,7 +158,9 @@ class ShapesWorld(Dataset):
             classes membrane/cell) or ``"volume"`` (3D, image ``[1,D,H,W]``, mask ``[D,H,W]``,
             ``image_size`` = the cube's side, default the profile's ``volume_size``; only
             ``target="semantic"``, no depth), or ``"context"`` (the shapes classes: one car or
-            boat on grass, far from the road or river that alone tells which; no depth).
+            boat on grass, far from the road or river that alone tells which; no depth), or
+            ``"rgbd"`` (indoor wall and floor with objects and pictures of them that only
+            the depth channel tells apart: :mod:`~course_lib.data.rgbd_scene`).
             See the module docstring.
         with_depth: append a depth channel to the image (``[4,H,W]``) and return ``"depth"``.
         target: ``"semantic"`` -> ``(image, mask)``; ``"all"`` -> a dict with semantic,
@@ -184,8 +196,8 @@ class ShapesWorld(Dataset):
         self.with_depth = bool(with_depth)
         self.target = _check_choice(target, TARGETS, "target")
         if self.with_depth and not world.has_depth:
-            raise ValueError(f"with_depth=True needs variant='default' (the {variant!r} "
-                             "variant has no depth map)")
+            raise ValueError("with_depth=True needs variant='default' or 'rgbd' (the "
+                             f"{variant!r} variant has no depth map)")
         if self.target != "semantic" and world.spatial_dims == 3:
             raise ValueError("the 'volume' variant supports only target='semantic' "
                              f"(image [1,D,H,W], mask [D,H,W]), got target={target!r}")

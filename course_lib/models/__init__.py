@@ -42,7 +42,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 FAMILY_MODULES: tuple[str, ...] = ("baseline", "basics", "fcn", "crf", "multiscale", "deeplab",
                                    "encoder_decoder", "unet", "rnn", "attention",
                                    "adversarial", "rcnn", "active_contour", "panoptic",
-                                   "other")
+                                   "other", "rgbd")
 
 
 def register_model(

@@ -139,6 +139,12 @@ class Profile:
     ac_steps: int = 150  # optimiser steps of each FCN training
     ac_layer_steps: int = 60  # optimiser steps of the level-set layer on the frozen FCN
     ac_iterations: int = 100  # Chan-Vese iterations
+    # Notebook 17 (data sets): the RGB-D lesson on the 'rgbd' world (objects vs pictures of them),
+    # RGB only, early fusion and FuseNet's late fusion, each trained rgbd_epochs.
+    rgbd_size: int = 32  # side of the images
+    rgbd_train: int = 256  # training images
+    rgbd_val: int = 64  # validation images
+    rgbd_epochs: int = 8  # epochs of each of the three trainings (same budget)
     # Notebook 14 (adversarial training): SegAN's segmentor trained by cross-entropy alone, with
     # Luc et al.'s discriminator, on 1/8 of the labels, and by Hung et al. on 1/8 + the rest.
     adversarial_size: int = 64  # side of the shapes-world images
@@ -177,6 +183,7 @@ PROFILES: dict[str, Profile] = {
         attention_cost_side=9,
         adversarial_size=48, adversarial_train=64, adversarial_val=16,  # notebook 14
         adversarial_steps=16,
+        rgbd_size=32, rgbd_train=48, rgbd_val=16, rgbd_epochs=2,  # notebook 17
         ac_size=48, ac_samples=8, ac_train=32, ac_steps=10, ac_layer_steps=5,  # notebook 15
         ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10

@@ -332,31 +332,42 @@ def read_csv(path: str | Path = DEFAULT_OUT / "zoo.csv") -> list[dict[str, Any]]
     return rows
 
 
-def plot(rows: Sequence[dict[str, Any]], ax: Any = None) -> Any:
+def plot(rows: Sequence[dict[str, Any]], latency: str = "latency_ms", ax: Any = None) -> Any:
     """Accuracy against latency: mean IoU vs batch-1 latency (log scale) of the measured
     rows, one labelled point per model coloured by family, and the 25 FPS (40 ms) line.
-    Returns the matplotlib ``Figure``."""
-    import matplotlib.pyplot as plt
 
+    ``latency`` is the column on the x axis: ``"latency_ms"`` (the training size) or
+    ``"latency_large_ms"`` (512 x 512 in the standard zoo). Returns the matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    if latency not in ("latency_ms", "latency_large_ms"):
+        raise ValueError(f"latency must be 'latency_ms' or 'latency_large_ms', got {latency!r}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(10, 6.5))
     else:
         fig = ax.figure
     measured = [r for r in rows if r["status"] == "ok"
-                and not (math.isnan(r["miou"]) or math.isnan(r["latency_ms"]))]
+                and not (math.isnan(r["miou"]) or math.isnan(r[latency]))]
     families = sorted({r["family"] for r in measured})
-    palette = plt.get_cmap("tab20")
-    colours = [palette(i % palette.N) for i in range(len(families))]
+    palette = plt.get_cmap("tab20")  # the ten strong colours first, then their light twins
+    colours = [palette((2 * i) % 20 + (2 * i // 20) % 2) for i in range(len(families))]
     for family, colour in zip(families, colours, strict=True):
         points = [r for r in measured if r["family"] == family]
-        ax.scatter([r["latency_ms"] for r in points], [r["miou"] for r in points],
+        ax.scatter([r[latency] for r in points], [r["miou"] for r in points],
                    color=colour, s=40, label=family, edgecolor="black", linewidth=0.5)
         for r in points:
-            ax.annotate(r["model"], (r["latency_ms"], r["miou"]), fontsize=7,
+            ax.annotate(r["model"], (r[latency], r["miou"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     ax.axvline(REAL_TIME_MS, color="red", linestyle="--", label="25 FPS (40 ms)")
-    size = measured[0]["image_size"] if measured else "?"
+    side = "large_size" if latency == "latency_large_ms" else "image_size"
+    size = measured[0][side] if measured else "?"
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 20 rather than 2 x 10^1
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(f"latency, batch 1 at {size} x {size} px (ms, log scale)")
     ax.set_ylabel("validation mean IoU")
     ax.set_title(f"The zoo: accuracy vs latency ({len(measured)} models, one budget)")

@@ -136,7 +136,14 @@ def test_plot_has_a_point_per_family_and_the_real_time_line(quick_zoo) -> None:
     assert len(lines) == 1 and "25 FPS" in lines[0].get_label()
     labels = {t.get_text() for t in ax.texts}
     assert {r["model"] for r in measured} <= labels
-    plt.close(fig)
+    large = zoo.budget(quick=True).large_size
+    big = zoo.plot(rows, latency="latency_large_ms")
+    xs = sorted(x for c in big.axes[0].collections for x, _ in c.get_offsets())
+    assert xs == sorted(r["latency_large_ms"] for r in measured)
+    assert f"{large} x {large}" in big.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="latency_large_ms"):
+        zoo.plot(rows, latency="fps")
+    plt.close("all")
 
 
 def test_bad_model_names_are_refused_with_the_valid_names(capsys) -> None:

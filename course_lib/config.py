@@ -159,6 +159,19 @@ class Profile:
     pretrain_steps: int = 2400  # optimiser steps per backbone
     pretrain_batch: int = 32  # scenes (windows) per step
     pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate
+    # 16 (other models, panoptic): BiSeNet vs DeepLab v3 timed at the paper's sizes on one
+    # image of realtime_height x realtime_width (the smallest of BiSeNet's speed table, 640x360)
+    # and trained realtime_steps each at image_size; EncNet with / without the SE loss;
+    # Panoptic-DeepLab on the touching world (course_lib.data.instances).
+    realtime_height: int = 360
+    realtime_width: int = 640
+    realtime_rounds: int = 2  # timing rounds (the two models take turns, each keeps its best)
+    realtime_steps: int = 64  # optimiser steps of BiSeNet and of DeepLab v3 (same budget)
+    encnet_steps: int = 64  # optimiser steps of each EncNet (with / without the SE loss)
+    panoptic_size: int = 64  # side of the touching-world images
+    panoptic_train: int = 160  # training images
+    panoptic_val: int = 48  # validation images
+    panoptic_steps: int = 300  # optimiser steps of Panoptic-DeepLab (batch 8)
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -188,6 +201,8 @@ PROFILES: dict[str, Profile] = {
         ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
         rcnn_semantic_steps=10, rcnn_pennfudan_side=96, rcnn_pennfudan_steps=3, rcnn_panet_steps=5,
+        realtime_height=64, realtime_width=128, realtime_rounds=1, realtime_steps=4,  # 16
+        encnet_steps=4, panoptic_size=48, panoptic_train=16, panoptic_val=8, panoptic_steps=10,
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -216,6 +231,8 @@ PROFILES: dict[str, Profile] = {
         rcnn_size=256, rcnn_train=4000, rcnn_val=500, rcnn_steps=6000, rcnn_batch=16,  # nb 10
         rcnn_lr=1e-3, rcnn_semantic_steps=4000, rcnn_pennfudan_side=512,
         rcnn_pennfudan_steps=500, rcnn_panet_steps=6000,
+        realtime_steps=3000, encnet_steps=3000, panoptic_size=128, panoptic_train=4000,  # 16
+        panoptic_val=500, panoptic_steps=6000,
     ),
 }
 

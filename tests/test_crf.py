@@ -155,17 +155,22 @@ def test_crf_as_rnn_starts_as_dense_crf_and_learns() -> None:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_fcn8s_crfrnn_model() -> None:
-    model = build_model("fcn8s_crfrnn", num_classes=4, width=4, fc_channels=16, window=5).eval()
+def test_crfrnn_model_is_on_fcn8s_by_default() -> None:
+    model = build_model("crfrnn", num_classes=4, width=4, fc_channels=16, window=5).eval()
+    assert model.fcn_variant == "8s" and model.fcn.variant == "8s"
     with torch.no_grad():
         assert model(torch.rand(2, 3, 33, 40)).shape == (2, 4, 33, 40)
+    with pytest.raises(ValueError, match=r"fcn_variant must be one of .*'4s'"):
+        build_model("crfrnn", fcn_variant="4s")
 
 
 def test_crf_on_fcn32s_with_own_params() -> None:
     params = CRFParams(iterations=2, theta_alpha=5.0, theta_beta=20.0)
-    model = build_model("fcn8s_crfrnn", num_classes=3, variant="32s", width=4, fc_channels=16,
+    model = build_model("crfrnn", num_classes=3, fcn_variant="32s", width=4, fc_channels=16,
                         crf_params=params, window=3, blur=2).eval()
     assert model.fcn.variant == "32s" and model.crf.params == params
+    fcn32 = build_model("fcn32s", num_classes=3, width=4, fc_channels=16)
+    assert model.fcn.state_dict().keys() == fcn32.state_dict().keys()  # exactly an FCN-32s
     with torch.no_grad():
         assert model(torch.rand(2, 3, 45, 45)).shape == (2, 3, 45, 45)
 
@@ -188,10 +193,10 @@ def test_refine_is_deeplab_v1s_post_processing() -> None:
 def test_full_crf_as_rnn_is_the_papers_fcn8s_plus_three_class_matrices() -> None:
     """full=True reaches the FCN (it used to build VGG16 at width 16: 43,452,836 parameters)."""
     with torch.device("meta"):
-        model = build_model("fcn8s_crfrnn", full=True)
+        model = build_model("crfrnn", full=True)
         fcn8s = build_model("fcn8s", full=True)
     count = sum(p.numel() for p in model.parameters())
     assert count == sum(p.numel() for p in fcn8s.parameters()) + 3 * 12 * 12  # w_g, w_b, μ
     assert model.fcn.backbone.channels["c5"] == 512 and model.fcn.fc[0].out_channels == 4096
     with torch.device("meta"):
-        assert build_model("fcn8s_crfrnn", full=True, width=8).fcn.backbone.channels["c5"] == 64
+        assert build_model("crfrnn", full=True, width=8).fcn.backbone.channels["c5"] == 64

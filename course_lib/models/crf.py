@@ -38,7 +38,7 @@ Message passing is the only expensive step. Two implementations:
 Zheng et al., "Conditional Random Fields as Recurrent Neural Networks", ICCV 2015 (Fig. 1–2):
 the same mean-field iterations unrolled as layers of a network, with the kernel weights and the
 compatibility matrix learned by back-propagation, end to end with the FCN beneath
-(:class:`CRFasRNN`, :class:`FCN8sCRFasRNN`).
+(:class:`CRFasRNN`, :class:`FCNCRFasRNN`, registered as ``"crfrnn"``).
 
 Hyper-parameters (MODEL_REFERENCE.md): DeepLab (kazuto1011/deeplab-pytorch) uses 10
 iterations, w_gauss 3 with θ_γ 1, w_bilat 4 with θ_α 67 and θ_β 3; CRF-as-RNN uses 5
@@ -364,25 +364,29 @@ class CRFasRNN(nn.Module):
         )
 
 
+FCN_VARIANTS = ("8s", "16s", "32s")  # the FCNs a CRF-as-RNN layer can sit on
+
+
 @register_model(
-    "fcn8s_crfrnn", family="crf", paper="Zheng et al., ICCV 2015 (CRF-as-RNN)", year=2015,
+    "crfrnn", family="crf", paper="Zheng et al., ICCV 2015 (CRF-as-RNN)", year=2015,
     test_kwargs={"width": 4, "fc_channels": 16, "window": 5}, full_params=134_323_988,
 )
-class FCN8sCRFasRNN(nn.Module):
-    """FCN-8s with a CRF-as-RNN layer on its scores, trained end to end (Zheng et al., Fig. 4).
+class FCNCRFasRNN(nn.Module):
+    """An FCN with a CRF-as-RNN layer on its scores, trained end to end (Zheng et al., Fig. 4).
 
+    The paper puts the layer on FCN-8s (``fcn_variant="8s"``, the default); notebook 06 puts it
+    on FCN-32s (``fcn_variant="32s"``), whose blobby scores leave the CRF the most to do.
     The image itself gives the bilateral kernel's colours (all ``in_channels`` of it). The
     position stds default to CRF-as-RNN's values rescaled from 500-pixel images to
     ``image_size`` (deviation: the paper's ~500-pixel PASCAL images would need a window far
-    larger than our images). ``variant="32s"``/``"16s"`` puts the CRF on another FCN;
-    ``crf_params`` replaces the CRF hyper-parameters altogether.
+    larger than our images); ``crf_params`` replaces the CRF hyper-parameters altogether.
 
     Args:
         in_channels, num_classes, width, full, backbone, fc_channels, fc_kernel, dropout,
             output_stride: the FCN's (:class:`course_lib.models.fcn.FCN`, built through the
-            registry as ``"fcn<variant>"``); its sizes come from the FCN's size table, so
+            registry as ``"fcn<fcn_variant>"``); its sizes come from the FCN's size table, so
             ``full=True`` is the paper's VGG16 FCN-8s.
-        variant: ``"8s"`` (the paper), ``"16s"`` or ``"32s"``.
+        fcn_variant: the FCN under the CRF: ``"8s"`` (the paper), ``"16s"`` or ``"32s"``.
         iterations: mean-field iterations (5, the paper's training setting).
         window, blur, method: the message-passing approximation (:func:`make_filter`).
         image_size: the side the position stds are scaled to. crf_params: all CRF
@@ -395,7 +399,7 @@ class FCN8sCRFasRNN(nn.Module):
         num_classes: int = 12,
         width: int | None = None,
         full: bool = False,
-        variant: str = "8s",
+        fcn_variant: str = "8s",
         backbone: str | None = None,
         fc_channels: int | None = None,
         fc_kernel: int | None = None,
@@ -409,10 +413,11 @@ class FCN8sCRFasRNN(nn.Module):
         crf_params: CRFParams | None = None,
     ) -> None:
         super().__init__()
-        if variant not in ("8s", "16s", "32s"):
-            raise ValueError(f"FCN8sCRFasRNN: variant must be '8s', '16s' or '32s', got "
-                             f"{variant!r}")
-        self.fcn = build_model(f"fcn{variant}", in_channels=in_channels,
+        if fcn_variant not in FCN_VARIANTS:
+            raise ValueError(f"FCNCRFasRNN: fcn_variant must be one of {FCN_VARIANTS}, got "
+                             f"{fcn_variant!r}")
+        self.fcn_variant = fcn_variant
+        self.fcn = build_model(f"fcn{fcn_variant}", in_channels=in_channels,
                                num_classes=num_classes, width=width, full=full,
                                backbone=backbone, fc_channels=fc_channels,
                                fc_kernel=fc_kernel, dropout=dropout,
@@ -421,7 +426,7 @@ class FCN8sCRFasRNN(nn.Module):
         self.crf = CRFasRNN(num_classes, params, method=method, window=window, blur=blur)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        unary = self.fcn(x)  # FCN-8s scores = unary potentials
+        unary = self.fcn(x)  # the FCN's scores = unary potentials
         return self.crf(unary, x)  # T mean-field iterations
 
 
@@ -439,5 +444,6 @@ __all__ = [
     "dense_crf",
     "refine",
     "CRFasRNN",
-    "FCN8sCRFasRNN",
+    "FCN_VARIANTS",
+    "FCNCRFasRNN",
 ]

@@ -58,7 +58,9 @@ def predict_tiled(model: nn.Module, image: torch.Tensor, tile: int, overlap: int
     ``batch_size`` tiles at a time); of each tile only the pixels it *owns* are kept: those
     nearer to its centre than to a neighbour's (half of each overlap to either side). With
     ``overlap`` at least twice the distance over which padding disturbs the model, the result
-    equals the prediction on the whole image at once.
+    equals the prediction on the whole image at once — provided every tile starts at a
+    multiple of the model's total stride (choose ``tile``, ``overlap`` and the image side as
+    multiples of it), so that its strided layers sample the same pixels as in one pass.
     """
     if image.dim() != 3:
         raise ValueError(f"image must be [C, H, W], got {tuple(image.shape)}")

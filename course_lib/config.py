@@ -142,9 +142,9 @@ class Profile:
     # Notebook 17 (data sets): the RGB-D lesson on the 'rgbd' world (objects vs pictures of them),
     # RGB only, early fusion and FuseNet's late fusion, each trained rgbd_epochs.
     rgbd_size: int = 32  # side of the images
-    rgbd_train: int = 256  # training images
+    rgbd_train: int = 512  # training images
     rgbd_val: int = 64  # validation images
-    rgbd_epochs: int = 8  # epochs of each of the three trainings (same budget)
+    rgbd_epochs: int = 16  # epochs of each of the three trainings (same budget)
     # Notebook 14 (adversarial training): SegAN's segmentor trained by cross-entropy alone, with
     # Luc et al.'s discriminator, on 1/8 of the labels, and by Hung et al. on 1/8 + the rest.
     adversarial_size: int = 64  # side of the shapes-world images

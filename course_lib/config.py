@@ -104,14 +104,17 @@ class Profile:
     multiscale_context_train: int = 128  # context-world training images
     # Notebook 12 (RNN models): ReSeg vs the same CNN on the 'context' world, and the
     # referring-expression model (CNN + LSTM) on shapes-world scenes with expressions.
-    rnn_size: int = 96  # side of the context-world images of the ReSeg lesson
+    rnn_size: int = 64  # side of the context-world images of the ReSeg lesson
     rnn_train: int = 128  # training images of ReSeg and its CNN twin
     rnn_val: int = 64  # validation images of the ReSeg lesson
-    rnn_epochs: int = 10  # epochs of ReSeg and of its CNN twin (same budget)
+    rnn_epochs: int = 25  # epochs of ReSeg and of its CNN twin (same budget)
+    rnn_batch: int = 8  # images per step (8, not 16: twice the steps for the same work)
     referring_size: int = 64  # side of the scenes of the referring-expression lesson
     referring_train: int = 400  # training scenes (several expressions each)
     referring_val: int = 200  # validation scenes (about 2 expressions each)
-    referring_epochs: int = 20  # epochs of the CNN + LSTM referring model (on the scene maps)
+    referring_epochs: int = 14  # epochs of the CNN + LSTM referring model (on the RGB pixels)
+    referring_width: int = 8  # base width of its VGG trunk (trained from scratch)
+    referring_batch: int = 8  # expressions per step
     # Notebook 13 (attention): attention to scale on the default world; on the 'context' world
     # (context_size, context_train) one dilated FCN whose frozen features all heads train on.
     attention_epochs: int = 6  # attention to scale, from scratch (with extra supervision)
@@ -220,6 +223,7 @@ PROFILES: dict[str, Profile] = {
         volume_train=64, volume_steps=2000,
         rnn_size=320, rnn_train=1024, rnn_val=256, rnn_epochs=30,  # notebook 12
         referring_size=256, referring_train=4000, referring_val=500, referring_epochs=30,
+        referring_width=32,
         pretrain_images=20000, pretrain_size=256, pretrain_crop=192, pretrain_steps=6000,
         pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13

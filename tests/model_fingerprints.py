@@ -16,7 +16,6 @@ every model with it. Record a new model (or a deliberate change, said in the com
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import subprocess
 import sys
@@ -104,13 +103,15 @@ def count(model: nn.Module) -> int:
 
 
 def full_param_count(spec: Any) -> int | None:
-    """Parameters of ``builder(full=True)`` built on the meta device; ``None`` without ``full``."""
-    parameters = inspect.signature(spec.builder).parameters
-    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    if "full" not in parameters and not takes_kwargs:
-        return None
-    with torch.device("meta"):
-        return count(spec.builder(full=True))
+    """Parameters of ``builder(full=True)`` built on the meta device; ``None`` for a model
+    that is no paper's network (its constructor refuses ``full=True``)."""
+    try:
+        with torch.device("meta"):
+            return count(spec.builder(full=True))
+    except ValueError as refusal:
+        if "no paper's network" in str(refusal):
+            return None
+        raise
 
 
 def measure(spec: Any) -> dict[str, Any]:

@@ -79,6 +79,26 @@ def test_every_model_rejects_zero_classes_clearly(name: str) -> None:
         spec.builder(**{**spec.test_kwargs, "num_classes": 0})
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_every_constructor_names_the_contract_arguments(name: str) -> None:
+    """(in_channels, num_classes, width, full, ...) as explicit keywords, no **kwargs."""
+    import inspect
+
+    parameters = inspect.signature(get_spec(name).builder).parameters
+    missing = [a for a in ("in_channels", "num_classes", "width", "full") if a not in parameters]
+    assert not missing, f"{name}: the constructor lacks {missing}"
+    hidden = [p.name for p in parameters.values()
+              if p.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+    assert not hidden, f"{name}: *args/**kwargs hide the signature ({hidden})"
+    assert parameters["full"].default is False
+
+
+@pytest.mark.parametrize("name", ["baseline", "encoder_decoder", "levelset_fcn"])
+def test_a_model_without_a_paper_size_refuses_full(name: str) -> None:
+    with pytest.raises(ValueError, match="no paper's network"):
+        get_spec(name).builder(**{**get_spec(name).test_kwargs, "full": True})
+
+
 def test_a_family_is_the_name_of_its_module(clean_registry: None) -> None:
     class Misfiled(nn.Module):
         pass

@@ -55,15 +55,15 @@ class BaselineCNN(nn.Module):
         num_classes: number of output classes ``K``; the output is logits [N, K, H, W].
         width: channels of the stem (16); each stride-2 stage doubles it.
 
-    ``full`` does not apply: the baseline is the course's own yardstick, no paper's network,
-    so it has no paper size.
+    ``full=True`` is refused with a clear error: the baseline is the course's own yardstick,
+    no paper's network, so it has no paper size.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 12,
-                 width: int | None = None) -> None:
+                 width: int | None = None, full: bool = False) -> None:
         super().__init__()
         check_channels("BaselineCNN", in_channels, num_classes)
-        w = SIZES.resolve("BaselineCNN", False, width=width).width
+        w = SIZES.resolve("BaselineCNN", full, width=width).width
         self.in_channels = in_channels
         # Encoder: full resolution, then two stride-2 stages.
         self.stem = ConvBNReLU(in_channels, w)

@@ -162,15 +162,15 @@ class LevelSetFCN(nn.Module):
         in_channels: channels of the image. num_classes: K.
         width: channels of the FCN's first stage (16). iterations: unrolled steps T (5).
 
-    ``full`` does not apply: Le et al. refine a VGG-16 FCN-8s; here the course's small FCN
-    stands in for it (notebook 05 builds the paper's FCNs).
+    ``full=True`` is refused with a clear error: Le et al. refine a VGG-16 FCN-8s; here the
+    course's small FCN stands in for it (notebook 05 builds the paper's FCNs).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, width: int | None = None,
-                 iterations: int | None = None) -> None:
+                 full: bool = False, iterations: int | None = None) -> None:
         super().__init__()
         check_channels("LevelSetFCN", in_channels, num_classes)
-        sizes = SIZES.resolve("LevelSetFCN", False, width=width, iterations=iterations)
+        sizes = SIZES.resolve("LevelSetFCN", full, width=width, iterations=iterations)
         self.in_channels = in_channels
         self.fcn = SmallFCN(in_channels, num_classes, sizes.width)
         self.levelset = LevelSetLayer(num_classes, in_channels, iterations=sizes.iterations)

@@ -202,17 +202,17 @@ class EncoderDecoder(nn.Module):
         width: channels of the stem (16; doubled at every encoder step). depth: encoder
             steps (3).
 
-    ``full`` does not apply: the survey's Fig. 5 is a scheme, not a network with published
-    sizes, so there is no paper size to build.
+    ``full=True`` is refused with a clear error: the survey's Fig. 5 is a scheme, not a
+    network with published sizes, so there is no paper size to build.
     """
 
     def __init__(
         self, in_channels: int = 3, num_classes: int = 12, width: int | None = None,
-        depth: int | None = None,
+        depth: int | None = None, full: bool = False,
     ) -> None:
         super().__init__()
         require_positive("EncoderDecoder", in_channels=in_channels, num_classes=num_classes)
-        sizes = ENCODER_DECODER_SIZES.resolve("EncoderDecoder", False, width=width, depth=depth)
+        sizes = ENCODER_DECODER_SIZES.resolve("EncoderDecoder", full, width=width, depth=depth)
         width, depth = sizes.width, sizes.depth
         self.in_channels = in_channels
         chans = [width * 2**i for i in range(depth + 1)]

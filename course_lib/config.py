@@ -102,6 +102,7 @@ class Profile:
     multiscale_context_epochs: int = 6
     multiscale_context_size: int = 160  # side of the context-world images
     multiscale_context_train: int = 128  # context-world training images
+    multiscale_norm_epochs: int = 8  # the stride-4 head with GroupNorm / BatchNorm, each
     # Notebook 12 (RNN models): ReSeg vs the same CNN on the 'context' world, and the
     # referring-expression model (CNN + LSTM) on shapes-world scenes with expressions.
     rnn_size: int = 64  # side of the context-world images of the ReSeg lesson
@@ -190,7 +191,7 @@ PROFILES: dict[str, Profile] = {
         medical_size=48, medical_train=6, medical_steps=15, volume_size=16, volume_train=4,
         volume_steps=10, deeplab_epochs=1, encdec_epochs=1,
         multiscale_epochs=2, multiscale_context_epochs=1,  # notebook 09
-        multiscale_context_size=64, multiscale_context_train=32,
+        multiscale_context_size=64, multiscale_context_train=32, multiscale_norm_epochs=1,
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
         referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
         pretrain_images=64, pretrain_size=64, pretrain_crop=48, pretrain_steps=20,  # pre-training
@@ -217,6 +218,7 @@ PROFILES: dict[str, Profile] = {
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
         deeplab_epochs=30, encdec_epochs=30, multiscale_epochs=30, multiscale_context_epochs=15,
         multiscale_context_size=320, multiscale_context_train=1024,  # notebook 09
+        multiscale_norm_epochs=15,  # notebook 09
         seq_len=100, seq_steps=1000, gan_epochs=50, demo_steps=3000,
         fcn_epochs=20, fcn_finetune_epochs=12, context_size=320, context_train=1024,
         medical_size=256, medical_train=30, medical_steps=3000, volume_size=64,

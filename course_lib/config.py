@@ -163,6 +163,16 @@ class Profile:
     pretrain_steps: int = 2400  # optimiser steps per backbone
     pretrain_batch: int = 32  # scenes (windows) per step
     pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate
+    # 19: challenges - FCN-8s / BiSeNet latency at the survey's resolution (full size),
+    # a teacher and its students (pruning, int8, distillation, 6 bands) on small images, and
+    # a large scene of challenges_grid x challenges_grid of them segmented by tiles.
+    challenges_realtime_side: int = 500  # side of the latency image (PASCAL-like 500 x 500)
+    challenges_size: int = 48  # side of the training images
+    challenges_train: int = 256  # training images
+    challenges_val: int = 64  # validation images
+    challenges_teacher_steps: int = 150  # optimiser steps of the teacher (a U-Net)
+    challenges_student_steps: int = 150  # optimiser steps of each small student
+    challenges_grid: int = 43  # scenes per side of the large mosaic (43 x 48 = 2064 px)
     # 16 (other models, panoptic): BiSeNet vs DeepLab v3 timed at the paper's sizes on one
     # image of realtime_height x realtime_width (the smallest of BiSeNet's speed table, 640x360)
     # and trained realtime_steps each at image_size; EncNet with / without the SE loss;
@@ -206,6 +216,9 @@ PROFILES: dict[str, Profile] = {
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
         rcnn_semantic_steps=10, rcnn_pennfudan_side=96, rcnn_pennfudan_steps=3, rcnn_panet_steps=5,
         realtime_height=64, realtime_width=128, realtime_rounds=1, realtime_steps=4,  # 16
+        challenges_realtime_side=128, challenges_size=32, challenges_train=64,  # 19
+        challenges_val=16, challenges_teacher_steps=15, challenges_student_steps=15,
+        challenges_grid=8,
         encnet_steps=4, panoptic_size=48, panoptic_train=16, panoptic_val=8, panoptic_steps=10,
     ),
     "standard": Profile(
@@ -239,6 +252,8 @@ PROFILES: dict[str, Profile] = {
         rcnn_pennfudan_steps=500, rcnn_panet_steps=6000,
         realtime_steps=3000, encnet_steps=3000, panoptic_size=128, panoptic_train=4000,  # 16
         panoptic_val=500, panoptic_steps=6000,
+        challenges_size=256, challenges_train=4000, challenges_val=500,  # 19
+        challenges_teacher_steps=3000, challenges_student_steps=2000, challenges_grid=16,
     ),
 }
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from course_lib import config
 from course_lib.config import IGNORE_INDEX
 from course_lib.runtime import evaluating, model_device
+from course_lib.train.step import optimizer_step
 
 from .grouping import panoptic_targets
 
@@ -73,11 +74,7 @@ def train_panoptic(model: nn.Module, images: torch.Tensor, semantic: torch.Tenso
             outputs = model(images[pick].to(device))
         outputs = {k: v.float() for k, v in outputs.items()}
         losses = panoptic_loss(outputs, semantic[pick].to(device), batch, weights)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["loss"]).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        schedule.step()
+        optimizer_step(losses["loss"], optimizer, scaler, schedule)
         for name, value in losses.items():
             history.setdefault(name, []).append(float(value.detach()))
         bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")

@@ -12,6 +12,7 @@ from torch import nn
 
 from course_lib.data.referring import PAD, VOCABULARY
 from course_lib.runtime import evaluating, model_device
+from course_lib.train.step import optimizer_step
 
 from .. import register_model
 from ..backbones import build_backbone
@@ -217,11 +218,7 @@ def train_referring(model: ReferringSegmenter, loader: Iterable[dict], epochs: i
                 loss = F.cross_entropy(model(image, tokens).float(), mask, weight=weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"train_referring: loss {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
+            optimizer_step(loss, optimizer, scaler, schedule)
             step += 1
             running, seen = running + loss.item(), seen + 1
             if bar is not None:

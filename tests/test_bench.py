@@ -126,25 +126,29 @@ def test_benchmark_vs_torchmetrics_small() -> None:
 
 
 def test_no_library_module_imports_bench() -> None:
-    """Benchmarks measure the library; the library never depends on them."""
+    """Benchmarks measure the library; the library never depends on them. The zoo is a
+    benchmark tool itself (COURSE_DESIGN: "measured by benchmarks (bench.py, zoo.py)")."""
     import ast
     from pathlib import Path
 
     root = Path(bench.__file__).parent
+    tools = {root / "bench.py", root / "zoo.py"}
     offenders = []
     for path in root.rglob("*.py"):
-        if path == Path(bench.__file__):
+        if path in tools:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
                      else [f"{node.module}.{a.name}" for a in node.names]
                      if isinstance(node, ast.ImportFrom) and node.module else [])
-            if any(n == "course_lib.bench" or n.startswith("course_lib.bench.") for n in names):
-                offenders.append(str(path.relative_to(root)))
-            if isinstance(node, ast.ImportFrom) and node.level and (
-                    node.module == "bench" or any(a.name == "bench" for a in node.names)):
-                offenders.append(str(path.relative_to(root)))
-    assert not offenders, f"library modules import course_lib.bench: {sorted(set(offenders))}"
+            for tool in ("bench", "zoo"):
+                if any(n == f"course_lib.{tool}" or n.startswith(f"course_lib.{tool}.")
+                       for n in names):
+                    offenders.append(f"{path.relative_to(root)} imports {tool}")
+                if isinstance(node, ast.ImportFrom) and node.level and (
+                        node.module == tool or any(a.name == tool for a in node.names)):
+                    offenders.append(f"{path.relative_to(root)} imports {tool}")
+    assert not offenders, f"library modules import a benchmark tool: {sorted(set(offenders))}"
 
 
 def test_cli_errors() -> None:

@@ -331,6 +331,23 @@ def _notebook_solution(notebook: str, function: str) -> Callable:
     return namespace[function]
 
 
+def _smallest_padding(n_in: int, n_out: int, kernel: int, stride: int = 1,
+                      dilation: int = 1) -> int | None:
+    """The smallest padding (up to 64) that maps n_in to n_out, by brute force."""
+    from course_lib.models import basics
+
+    return next((p for p in range(65)
+                 if basics.conv_output_size(n_in, kernel, stride, p, dilation) == n_out), None)
+
+
+def _measured_seen_fraction(rates: tuple[int, ...]) -> float:
+    """1 - the share of holes in the gradient support of a dilated stack's centre output."""
+    from course_lib import receptive_field as rf
+
+    erf = rf.effective_receptive_field(rf.conv_stack(rates), 65, samples=2)
+    return 1 - rf.receptive_field_stats(erf)["holes"]
+
+
 def _delegation_cases() -> list:
     import torch.nn.functional as F  # noqa: N812
 
@@ -347,8 +364,6 @@ def _delegation_cases() -> list:
     pooled, indices, size = ed.IndexPool()(torch.randn(2, 3, 7, 9, generator=g))
     feature = torch.rand(2, 3, 7, 5, generator=g)
     skip, up = torch.rand(1, 4, 9, 7, generator=g), torch.rand(1, 2, 4, 4, generator=g)
-    layers = [(7, 2, 1), (3, 2, 1), (3, 1, 2), (3, 1, 4)]
-    autoencoder = basics.ConvAutoencoder(width=4, bottleneck=2, depth=3)
     return [  # confirmed cases first
         pytest.param("18", "iou_from_confusion", [((cm,), metrics.iou_per_class(cm))],
                      lambda cm: metrics.iou_per_class(cm),
@@ -364,14 +379,18 @@ def _delegation_cases() -> list:
                      lambda logits, target, smooth=1.0: losses.DiceLoss(smooth=smooth)(
                          logits, target),
                      [losses.DiceLoss], id="08-dice"),
-        pytest.param("01", "my_conv_output_size", [((32, 5), 28), ((17, 3, 1, 2, 2), 17)],
-                     lambda n, kernel, stride=1, padding=0, dilation=1:
-                     basics.conv_output_size(n, kernel, stride, padding, dilation),
-                     [basics.conv_output_size], id="01-conv_output_size"),
-        pytest.param("03", "my_code_size", [((45, 45, 3, 2), autoencoder.code_size(45, 45))],
-                     lambda h, w, depth, bottleneck: basics.ConvAutoencoder(
-                         width=4, bottleneck=bottleneck, depth=depth).code_size(h, w),
-                     [basics.ConvAutoencoder.code_size], id="03-code_size"),
+        pytest.param("01", "my_padding_for",
+                     [((n_in, n_out, k, st, d), _smallest_padding(n_in, n_out, k, st, d))
+                      for n_in, n_out, k, st, d in [(32, 32, 3, 1, 1), (33, 17, 3, 2, 1),
+                                                    (32, 33, 3, 1, 1), (17, 17, 3, 1, 8)]],
+                     _smallest_padding, [basics.conv_output_size], id="01-padding_for"),
+        pytest.param("03", "my_break_even_bottleneck",
+                     [((h, w, c, depth), -(-c * h * w // basics.ConvAutoencoder(
+                         width=4, bottleneck=1, depth=depth).code_size(h, w)))
+                      for h, w, c, depth in [(32, 32, 3, 3), (33, 17, 1, 4)]],
+                     lambda h, w, c, depth: -(-c * h * w // basics.ConvAutoencoder(
+                         width=4, bottleneck=1, depth=depth).code_size(h, w)),
+                     [basics.ConvAutoencoder.code_size], id="03-break_even_bottleneck"),
         pytest.param("04", "my_discriminator_loss",
                      [((real, fake), basics.discriminator_loss(real, fake))],
                      lambda r, f: basics.discriminator_loss(r, f),
@@ -388,10 +407,12 @@ def _delegation_cases() -> list:
                      [((feature, b), F.adaptive_avg_pool2d(feature, b)) for b in (1, 2, 3)],
                      lambda x, bins: torch.nn.AdaptiveAvgPool2d(bins)(x),
                      [F.adaptive_avg_pool2d], id="09-adaptive_avg_pool"),
-        pytest.param("11", "my_receptive_field",
-                     [((layers,), receptive_field.dilated_receptive_field(layers))],
-                     lambda layers: receptive_field.dilated_receptive_field(layers),
-                     [receptive_field.dilated_receptive_field], id="11-receptive_field"),
+        pytest.param("11", "my_seen_fraction",
+                     [((rates,), _measured_seen_fraction(rates))
+                      for rates in [(2, 2, 2), (1, 4, 4)]],
+                     _measured_seen_fraction,
+                     [receptive_field.effective_receptive_field,
+                      receptive_field.receptive_field_stats], id="11-seen_fraction"),
     ]
 
 

@@ -35,7 +35,8 @@ def test_every_record_is_complete_and_its_links_exist():
         assert rec.url.startswith("http"), rec.name
         assert "survey §4" in rec.source, rec.name
     fetched = {r.fetch for r in cat.CATALOGUE if r.fetch}
-    assert fetched == {"voc2012", "coco_tiny", "camvid", "sbd"}
+    assert fetched == {"voc2012", "coco_tiny", "camvid", "sbd", "ade20k", "cityscapes",
+                       "pascal_context", "nyu_depth_v2"}
     assert fetched <= set(sources.DATASETS)
     read = {r.reader for r in cat.CATALOGUE if r.reader}
     assert {"Cityscapes", "ADE20K", "PascalContext", "SBD", "NYUDepthV2"} <= read

@@ -47,10 +47,11 @@ def test_fetch_without_mirror_or_download_fails_clearly(tmp_path, monkeypatch):
 
 def test_registry_is_complete():
     for src in sources.DATASETS.values():
-        assert src.archives and all(u.startswith("http") for u, _, _ in src.archives)
-        for _, sha, md5 in src.archives:
-            assert sha is None or len(sha) == 64
-            assert md5 is None or len(md5) == 32
+        assert src.archives and all(a.url.startswith("http") for a in src.archives)
+        for a in src.archives:
+            assert a.sha256 is None or len(a.sha256) == 64
+            assert a.md5 is None or len(a.md5) == 32
+            assert a.sha1 is None or len(a.sha1) == 40
         assert src.required and src.folder and src.citation and src.licence
     json.dumps({k: v.folder for k, v in sources.DATASETS.items()})
 
@@ -68,7 +69,8 @@ def _local_archive_source(tmp_path: Path, sha256: str | None) -> sources.Dataset
         tar.add(tmp_path / "payload" / "toy", arcname="toy")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     return sources.DatasetSource(
-        name="toy", folder="toy", archives=((archive.as_uri(), sha256 or digest, None),),
+        name="toy", folder="toy",
+        archives=(sources.Archive(archive.as_uri(), sha256=sha256 or digest),),
         extract="toy", required=("images/0.png",), reader="none", citation="-", licence="-")
 
 

@@ -62,7 +62,7 @@ CATALOGUE: tuple[DatasetRecord, ...] = (
         "research use; images from PASCAL VOC 2010 (flickr terms)",
         "https://cs.stanford.edu/~roozbeh/pascal-context/",
         f"{_S41}; Mottaghi et al. CVPR 2014; mmsegmentation's PascalContextDataset59",
-        reader="PascalContext"),
+        fetch="pascal_context", reader="PascalContext"),
     DatasetRecord(
         # Lin et al., ECCV 2014; 2017 split sizes from cocodataset.org.
         "MS COCO", "2D", "instance, semantic (stuff) and panoptic segmentation, detection",
@@ -82,7 +82,7 @@ CATALOGUE: tuple[DatasetRecord, ...] = (
         "custom: non-commercial research and teaching, registration required",
         "https://www.cityscapes-dataset.com",
         f"{_S41}; Cordts et al. CVPR 2016; cityscapes-dataset.com; cityscapesScripts labels.py",
-        reader="Cityscapes"),
+        fetch="cityscapes", reader="Cityscapes"),
     DatasetRecord(
         # Zhou et al., CVPR 2017; sceneparsing.csail.mit.edu (ADEChallengeData2016).
         "ADE20K / SceneParse150", "2D", "scene parsing (semantic segmentation), parts",
@@ -93,7 +93,7 @@ CATALOGUE: tuple[DatasetRecord, ...] = (
         "research and education use (MIT CSAIL terms); images from SUN and Places",
         "http://sceneparsing.csail.mit.edu",
         f"{_S41}; Zhou et al. CVPR 2017; CSAILVision/sceneparsing README",
-        reader="ADE20K"),
+        fetch="ade20k", reader="ADE20K"),
     DatasetRecord(
         # Liu, Yuen and Torralba, TPAMI 2011 (SIFT Flow); LabelMe images.
         "SiftFlow", "2D", "semantic and geometric segmentation of outdoor scenes",
@@ -185,7 +185,8 @@ CATALOGUE: tuple[DatasetRecord, ...] = (
         "MATLAB .mat (images, depths, labels); per-image PNG in common releases",
         "research use; no licence stated",
         "https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html",
-        f"{_S42}; Silberman et al. ECCV 2012; Gupta et al. CVPR 2013", reader="NYUDepthV2"),
+        f"{_S42}; Silberman et al. ECCV 2012; Gupta et al. CVPR 2013",
+        fetch="nyu_depth_v2", reader="NYUDepthV2"),
     DatasetRecord(
         # Xiao, Owens and Torralba, ICCV 2013.
         "SUN-3D", "2.5D", "RGB-D video of places, camera poses, object polygons",

@@ -19,7 +19,7 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -94,6 +94,25 @@ def measure_latency(
     repeats = config.get_profile().bench_repeats if repeats is None else repeats
     with evaluating(model):
         return _time_calls(lambda: model(input), input.device, warmup, repeats)
+
+
+def compare_latency(
+    models: Mapping[str, nn.Module], input: torch.Tensor, rounds: int = 3, warmup: int = 3,
+    repeats: int | None = None,
+) -> dict[str, float]:
+    """Latency in ms of each model on ``input``, fair on a busy machine: the models take
+    turns for ``rounds`` rounds (a busy moment hits all of them, not one), each round is a
+    :func:`measure_latency`, and each model keeps the best of its per-round medians.
+    ``rounds`` is capped in smoke runs (:func:`config.cap_steps`)."""
+    if rounds < 1 or not models:
+        raise ValueError(f"need rounds >= 1 and at least one model, got {rounds=}, "
+                         f"{len(models)} models")
+    medians: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(config.cap_steps(rounds)):
+        for name, model in models.items():
+            timing = measure_latency(model, input, warmup=warmup, repeats=repeats)
+            medians[name].append(timing["median_ms"])
+    return {name: min(values) for name, values in medians.items()}
 
 
 def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None) -> int:

@@ -157,3 +157,23 @@ def test_cli_errors() -> None:
     with pytest.raises(SystemExit):
         bench.main(["model"])  # no name and no --all
     assert bench.main([]) == 2  # help
+
+
+class _Counting(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x
+
+
+def test_compare_latency_interleaves_rounds_and_keeps_each_models_best() -> None:
+    models = {"a": _Counting(), "b": _Counting()}
+    x = torch.zeros(1, 3, 4, 4)
+    times = bench.compare_latency(models, x, rounds=3, warmup=1, repeats=2)
+    assert set(times) == {"a", "b"} and all(t >= 0 for t in times.values())
+    assert models["a"].calls == models["b"].calls == 3 * (1 + 2)
+    with pytest.raises(ValueError, match="rounds"):
+        bench.compare_latency(models, x, rounds=0)

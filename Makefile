@@ -51,7 +51,7 @@ lint: setup
 	$(PY) -m ruff check course_lib tests
 
 test: setup data lint
-	COURSE_PROFILE=quick OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=600 tests notebooks
+	COURSE_PROFILE=quick OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile --nbval-lax --nbval-cell-timeout=600 --durations=30 tests notebooks
 
 # One notebook in a profile, executed in place of a copy under artifacts/: `make run NB=00 PROFILE=standard`
 run: NB ?= 00

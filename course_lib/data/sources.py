@@ -386,8 +386,9 @@ def fetch(name: str, root: str | Path | None = None, download: bool = True,
 
     ``root`` defaults to ``config.data_dir()/"real"``. If the folder is already there with
     the expected layout it is returned as is. If the environment variable
-    ``COURSE_DATA_MIRROR`` names a folder that holds ``<folder>``, that copy is linked (or
-    copied) into place and its layout checked; nothing is downloaded. Otherwise the official
+    ``COURSE_DATA_MIRROR`` names a folder that holds ``<folder>`` (and ``archive_dir`` is not
+    given), that copy is linked (or copied) into place and its layout checked; nothing is
+    downloaded. Otherwise the official
     files are taken from ``archive_dir`` (a folder where you saved them by hand, under their
     official names) or downloaded (``download=True``; never for a data set that needs a login),
     each checked against the checksum published for it (:func:`verify`: a mismatch raises

@@ -14,7 +14,10 @@ notebook that declares in its metadata that it reads another notebook's output
 (``metadata["course"]["depends_on"] = ["05"]``: 06 loads the FCN that 05 saved) starts only
 after that notebook has finished; a notebook whose code loads another notebook's checkpoint
 (``"checkpoints" / f"05_...``) without declaring it is refused with an error that says what to
-add. For each notebook the book keeps,
+add. With ``--jobs`` the notebooks that took longest last time start first (the times of
+each kind of run are kept in ``notebooks/book_seconds.json``; ``--save-seconds`` updates it), so
+that the workers finish together instead of one long notebook running alone at the end.
+For each notebook the book keeps,
 under ``--out`` (default ``artifacts/book/``):
 
 - ``<name>.ipynb`` — the executed copy (also when a cell failed), and ``<name>.html``
@@ -309,6 +312,50 @@ def _in_dependency_order(paths: list[Path], waits: dict[Path, list[Path]]) -> li
     return ordered
 
 
+# The wall time of each notebook in the last run of each kind ("standard", "full-smoke", ...),
+# beside the notebooks: {"standard": {"05_fcn": 180.2, ...}}. Only a scheduling hint.
+SECONDS_FILE = "book_seconds.json"
+
+
+def _run_kind(profile: str, smoke: bool) -> str:
+    return f"{profile}-smoke" if smoke else profile
+
+
+def expected_seconds(notebook_dir: Path, profile: str, smoke: bool = False) -> dict[str, float]:
+    """Each notebook's wall time in the last saved run of this kind ({} when none is saved)."""
+    file = notebook_dir / SECONDS_FILE
+    if not file.exists():
+        return {}
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file} is not valid JSON ({err}); delete it or fix it") from err
+    return {str(k): float(v) for k, v in saved.get(_run_kind(profile, smoke), {}).items()}
+
+
+def save_seconds(notebook_dir: Path, records: list[Record]) -> Path:
+    """Merge the wall times of the successful ``records`` into ``notebook_dir``'s
+    :data:`SECONDS_FILE` (written atomically)."""
+    file = notebook_dir / SECONDS_FILE
+    saved = json.loads(file.read_text(encoding="utf-8")) if file.exists() else {}
+    for record in records:
+        if record.ok:
+            kind = saved.setdefault(_run_kind(record.profile, record.smoke), {})
+            kind[record.name] = round(record.seconds, 1)
+    saved = {kind: dict(sorted(times.items())) for kind, times in sorted(saved.items())}
+    partial = file.with_suffix(".json.partial")
+    partial.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
+    os.replace(partial, file)
+    return file
+
+
+def longest_first(paths: list[Path], expected: dict[str, float]) -> list[Path]:
+    """``paths`` by expected wall time, longest first; a notebook never timed counts as the
+    longest (it may be), ties keep their order. Longest-processing-time-first scheduling: the
+    workers of ``--jobs`` then end close together."""
+    return sorted(paths, key=lambda p: -expected.get(p.stem, float("inf")))
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -360,12 +407,14 @@ def build(specs: list[str], profile: str = "standard", out: str | os.PathLike | 
             finished(build_one(path, folder, profile, **options))
     else:
         threads = max(1, _cores() // jobs)
+        expected = expected_seconds(chosen[0].parent, profile, smoke)
         pending, running, complete = list(chosen), {}, set()
         # worker processes: each has an environment of its own for the kernel it starts
         with futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")
                                          ) as pool:
             while pending or running:
-                ready = [p for p in pending if all(d in complete for d in waits[p])]
+                ready = longest_first([p for p in pending if all(d in complete for d in waits[p])],
+                                      expected)
                 for path in ready[:jobs - len(running)]:
                     pending.remove(path)
                     started(path)
@@ -391,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-html", action="store_true", help="skip the HTML pages")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks at a time (default 1), "
                         "each kernel with OMP_NUM_THREADS = cores // jobs")
+    parser.add_argument("--save-seconds", action="store_true", help=f"write the wall times "
+                        f"into the notebooks' {SECONDS_FILE} (the order of the next --jobs run)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
@@ -398,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     records = build(args.notebooks, args.profile, args.out, smoke=args.smoke,
                     timeout=args.timeout, render=not args.no_html, jobs=args.jobs)
     failed = [r.name for r in records if not r.ok]
+    if args.save_seconds and records:
+        saved = save_seconds(REPO_ROOT / "notebooks", records)
+        print(f"[book] wall times saved in {saved}", flush=True)
     folder = Path(args.out) if args.out else DEFAULT_OUT
     print(f"[book] {len(records)} notebook(s) in {time.perf_counter() - start:.1f} s, "
           f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}; "

@@ -270,3 +270,28 @@ def test_a_failing_cell_is_not_run_again(tmp_path: Path) -> None:
     result = run_notebook.execute(path, tmp_path / "out", timeout=120)
     assert not result.ok and "boom" in result.error
     assert (tmp_path / "ran").read_text() == "x"
+
+
+def _record(name: str, seconds: float, ok: bool = True, smoke: bool = False) -> book.Record:
+    return book.Record(name=name, title=name, ok=ok, seconds=seconds, peak_rss_bytes=None,
+                       error=None, profile="full" if smoke else "standard", seed="0",
+                       smoke=smoke, built="", html=None, lessons=[])
+
+
+def test_saved_wall_times_order_the_next_parallel_run_longest_first(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{n}.ipynb" for n in ("00_a", "01_b", "02_c", "03_d")]
+    assert book.expected_seconds(tmp_path, "standard") == {}
+    assert book.longest_first(paths, {}) == paths  # nothing known: notebook order
+    book.save_seconds(tmp_path, [_record("00_a", 10), _record("01_b", 99.94),
+                                 _record("02_c", 50, ok=False), _record("03_d", 30, smoke=True)])
+    standard = book.expected_seconds(tmp_path, "standard")
+    assert standard == {"00_a": 10.0, "01_b": 99.9}  # a failed run is no measure
+    assert book.expected_seconds(tmp_path, "full", smoke=True) == {"03_d": 30.0}
+    # never timed (02, 03 in standard) first, then the longest; ties keep their order
+    assert [p.stem for p in book.longest_first(paths, standard)] == ["02_c", "03_d", "01_b",
+                                                                     "00_a"]
+    book.save_seconds(tmp_path, [_record("00_a", 200)])  # merged, not replaced
+    assert book.expected_seconds(tmp_path, "standard") == {"00_a": 200.0, "01_b": 99.9}
+    (tmp_path / book.SECONDS_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        book.expected_seconds(tmp_path, "standard")

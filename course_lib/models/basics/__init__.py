@@ -55,6 +55,12 @@ from .gan import (
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
+from .gan_quality import (
+    FrechetShapeDistance,
+    frechet_distance,
+    gaussian_frechet_distance,
+    lenet_features,
+)
 from .rnn import (
     LSTM_GATES,
     LSTMCell,
@@ -76,5 +82,6 @@ __all__ = [
     "DCGANDiscriminator", "ConditionalGenerator", "ConditionalDiscriminator",
     "discriminator_loss", "generator_loss", "wasserstein_critic_loss",
     "wasserstein_generator_loss", "gradient_penalty", "GANHistory", "train_gan",
-    "interpolate_latents",
+    "interpolate_latents", "gaussian_frechet_distance", "frechet_distance", "lenet_features",
+    "FrechetShapeDistance",
 ]

@@ -221,6 +221,11 @@ class GANHistory:
     d_fake: list[float] = field(default_factory=list)  # mean D(G(z))
     samples: list[torch.Tensor] = field(default_factory=list)  # [n, C, H, W] in [-1, 1]
     steps_per_epoch: int = 0
+    # Per epoch: the mean D loss, the mean gap D(x) - D(G(z)) (for a WGAN critic this is its
+    # Wasserstein estimate) and ``quality_fn`` of the generator's samples (if given).
+    epoch_d_loss: list[float] = field(default_factory=list)
+    epoch_gap: list[float] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
 
 
 def train_gan(
@@ -240,6 +245,8 @@ def train_gan(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = True,
+    quality_fn: Callable[[torch.Tensor], float] | None = None,
+    quality_samples: int = 512,
 ) -> GANHistory:
     """Alternate discriminator and generator updates (Goodfellow et al. 2014, Algorithm 1).
 
@@ -247,7 +254,9 @@ def train_gan(
     ``"gan"`` (minimax with the non-saturating generator loss, Adam 2e-4, β₁ = 0.5 as in
     DCGAN) or ``"wgan-gp"`` (critic loss + ``gp_weight`` x gradient penalty, ``n_critic``
     critic steps per generator step; the paper used 5 and Adam β = (0, 0.9)).
-    After each epoch the generator's output on a fixed noise (and fixed labels) is stored.
+    After each epoch the generator's output on a fixed noise (and fixed labels) is stored,
+    and ``quality_fn`` (e.g. a Fréchet distance to the real images) of ``quality_samples``
+    images drawn from another fixed noise is recorded in ``history.quality``.
     A smoke run (``COURSE_SMOKE=1``) trains one epoch of a couple of steps.
     """
     if loss not in ("gan", "wgan-gp"):
@@ -265,6 +274,12 @@ def train_gan(
     fixed_y = None
     if conditional:  # the fixed samples cycle through the classes
         fixed_y = (torch.arange(num_samples) % generator.num_classes).to(device)
+    # Its own generator: asking for a quality number leaves the training draws unchanged.
+    quality_rng = torch.Generator().manual_seed(seed + 1)
+    quality_z = generator.sample_latent(quality_samples, generator=quality_rng, device=device)
+    quality_y = None
+    if conditional:
+        quality_y = (torch.arange(quality_samples) % generator.num_classes).to(device)
     history = GANHistory(steps_per_epoch=max(len(images) // batch_size, 1))
 
     def batch_labels(idx: torch.Tensor) -> torch.Tensor | None:
@@ -274,6 +289,7 @@ def train_gan(
         generator.train()
         discriminator.train()
         order = torch.randperm(len(images), generator=rng)
+        first = len(history.d_loss)
         for step in config.capped(range(history.steps_per_epoch)):
             idx = order[step * batch_size:(step + 1) * batch_size]
             real, y = images[idx].to(device), batch_labels(idx)
@@ -302,9 +318,15 @@ def train_gan(
                 g_loss.backward()
                 opt_g.step()
                 history.g_loss.append(g_loss.item())
+        history.epoch_d_loss.append(sum(history.d_loss[first:]) / (len(history.d_loss) - first))
+        history.epoch_gap.append(
+            sum(r - f for r, f in zip(history.d_real[first:], history.d_fake[first:], strict=True))
+            / (len(history.d_real) - first))
         generator.eval()
         with torch.no_grad():
             history.samples.append(generator(fixed_z, fixed_y).cpu())
+            if quality_fn is not None:
+                history.quality.append(float(quality_fn(generator(quality_z, quality_y).cpu())))
     return history
 
 

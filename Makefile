@@ -93,5 +93,12 @@ bench: setup data
 zoo: setup data
 	$(PY) -m course_lib.zoo $(if $(QUICK),--quick) $(if $(MODELS),--models $(MODELS))
 
+# EM membranes at full resolution, the U-Net paper's recipe (course_lib.em_recipe): ssTEM sections
+# 0-6 -> 7-9, one Markdown table (F1, pixel error, training seconds); `make em ABLATE=1` adds a
+# row per ingredient taken away, `BUDGET=120` sets each model's training seconds (default 240)
+.PHONY: em
+em: setup
+	COURSE_DATA_MIRROR="$${COURSE_DATA_MIRROR:-$(REAL_MIRROR)}" $(PY) -m course_lib.em_recipe --budget-s $(or $(BUDGET),240) $(if $(ABLATE),--ablate)
+
 clean-data:
 	rm -rf data/cache data/pretrained $(DATA_STAMP)

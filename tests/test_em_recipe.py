@@ -1,0 +1,97 @@
+"""course_lib.em_recipe: the EM membrane recipe's metrics, crops, a 2-step run, missing data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from course_lib import em_recipe
+
+
+def test_membrane_scores_equal_hand_counts() -> None:
+    target = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    pred = torch.tensor([[1, 0, 1, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    # membrane: TP = 2, FP = 1, FN = 1 -> F1 = 2*2 / (2*2 + 1 + 1); 2 of 8 pixels wrong
+    scores = em_recipe.membrane_scores(pred, target)
+    assert scores["f1"] == pytest.approx(4 / 6)
+    assert scores["pixel_error"] == pytest.approx(2 / 8)
+
+
+def test_membrane_scores_refuse_non_binary_maps() -> None:
+    with pytest.raises(ValueError, match="bool maps"):
+        em_recipe.membrane_scores(torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.bool))
+
+
+def test_random_crop_keeps_image_label_and_weight_aligned() -> None:
+    coords = torch.arange(64 * 64).reshape(64, 64)
+    image, label, weight = coords.float(), coords % 2 == 0, coords.float() * 2
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        x, y, w = em_recipe.random_crop(image, label, weight, 16, generator)
+        assert x.shape == (16, 16)
+        assert torch.equal(y, x.long() % 2 == 0)
+        assert torch.equal(w, x * 2)
+        row, col = divmod(int(x[0, 0]), 64)  # the crop is a contiguous window of the section
+        assert torch.equal(x.long(), coords[row:row + 16, col:col + 16])
+
+
+def test_border_weights_are_high_between_touching_cells() -> None:
+    membranes = torch.zeros(64, 64, dtype=torch.bool)
+    membranes[:, 31:33] = True  # two cells separated by a 2-pixel membrane
+    weights = em_recipe.border_weights(membranes, (1.0, 1.0), window=16, margin=24)
+    assert weights[:, 31].min() > 5  # d1 + d2 = 3: 1 + 10 exp(-9/50) ≈ 9.4
+    assert torch.allclose(weights[:, :20], torch.ones(64, 20))
+
+
+def _write_stack(root, count: int = 3, size: int = 64) -> None:
+    rng = np.random.default_rng(0)
+    for folder in ("raw", "membranes"):
+        (root / "drosophila_vnc_sstem" / "stack1" / folder).mkdir(parents=True)
+    for i in range(count):
+        membrane = np.zeros((size, size), bool)
+        membrane[:, rng.integers(8, size - 8, 3)] = True
+        membrane[rng.integers(8, size - 8, 3), :] = True
+        image = np.where(membrane, 40, 200).astype(np.uint8) + rng.integers(0, 30, (size, size),
+                                                                            dtype=np.uint8)
+        stack = root / "drosophila_vnc_sstem" / "stack1"
+        Image.fromarray(image).save(stack / "raw" / f"{i:02d}.tif")
+        mask = Image.fromarray((membrane * 255).astype(np.uint8))
+        mask.save(stack / "membranes" / f"{i:02d}.png")
+
+
+def test_recipe_runs_two_steps_end_to_end(tmp_path, monkeypatch, capsys) -> None:
+    _write_stack(tmp_path)
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    monkeypatch.setattr(em_recipe, "VARIANTS", {
+        name: em_recipe.replace(r, crop=32, tile=32, overlap=min(r.overlap, 16), width=4,
+                                batch=2)
+        for name, r in em_recipe.VARIANTS.items()})
+    assert em_recipe.main(["--root", str(tmp_path), "--budget-s", "30", "--ablate"]) == 0
+    table = capsys.readouterr().out.split("| variant |")[1]
+    for name in em_recipe.VARIANTS:
+        assert f"| {name} |" in table
+    assert table.count(" | 2 |") == 5  # every variant stopped after the smoke cap of 2 steps
+
+
+def test_missing_data_says_where_and_how(tmp_path, capsys) -> None:
+    assert em_recipe.main(["--root", str(tmp_path / "nowhere")]) == 0
+    out = capsys.readouterr().out
+    assert "em_recipe skipped" in out and "nowhere" in out and "COURSE_DATA_MIRROR" in out
+
+
+def test_border_weights_by_window_equal_the_whole_map() -> None:
+    from scipy import ndimage
+
+    from course_lib.losses import unet_weight_map
+
+    membranes = torch.zeros(96, 96, dtype=torch.bool)
+    membranes[:, [20, 45, 70]] = True
+    membranes[[30, 31, 60], :] = True
+    ids = torch.from_numpy(ndimage.label(~membranes.numpy())[0]).long()
+    whole = unet_weight_map(ids, class_weights=(2.0, 0.5))
+    by_window = em_recipe.border_weights(membranes, (2.0, 0.5), window=32, margin=24)
+    assert torch.allclose(by_window, whole, atol=1e-3)
+    assert not torch.allclose(em_recipe.border_weights(membranes, (2.0, 0.5), 32, margin=0),
+                              whole, atol=1e-3)  # without context the windows are wrong

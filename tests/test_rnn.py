@@ -367,3 +367,36 @@ def test_referring_model_without_a_cnn_pools_its_input() -> None:
     assert torch.equal(masks, probs > 0.5)
     with pytest.raises(ValueError, match="one expression per image"):
         predict_referring(model, x, tokens[:1])
+
+
+def stripe_fit(decoder: str) -> float:
+    """Pixel accuracy after overfitting 2-pixel stripes that the image shows (red channel)."""
+    torch.manual_seed(0)
+    model = ReferringSegmenter(**TINY_REFERRING, decoder=decoder, decoder_dim=8)
+    ys, xs = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    masks = (((xs + ys) // 2) % 2 == 0).long()[None]
+    image = torch.rand(1, 3, 32, 32) * 0.3
+    image[:, 0] += masks * 0.7
+    tokens = encode("the red disk")[None]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        optimizer.zero_grad()
+        F.cross_entropy(model(image, tokens), masks).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return (model.eval()(image, tokens).argmax(1) == masks).float().mean().item()
+
+
+def test_skip_decoder_draws_what_a_coarse_map_cannot() -> None:
+    """Stripes 2 pixels wide: the stride-8 map upsampled bilinearly cannot draw them, the skip
+    decoder (stride-4 trunk map, then the pixels) can."""
+    skip, bilinear = stripe_fit("skip"), stripe_fit("bilinear")
+    assert skip > 0.95 and bilinear < 0.75, (skip, bilinear)
+    x = torch.rand(2, 3, 45, 37)
+    model = ReferringSegmenter(**TINY_REFERRING, decoder="skip", decoder_dim=8).eval()
+    with torch.no_grad():
+        assert model(x, *model.extra_inputs(x)).shape == (2, 2, 45, 37)
+    with pytest.raises(ValueError, match="'skip' needs a backbone"):
+        ReferringSegmenter(in_channels=5, backbone="none", decoder="skip")
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        ReferringSegmenter(**TINY_REFERRING, decoder="deconv")

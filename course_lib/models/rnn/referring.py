@@ -19,6 +19,8 @@ from ..backbones import build_backbone
 from ..blocks import check_channels, check_input, resize_to
 from ..contract import SizeTable
 
+DECODERS = ("skip", "bilinear")
+
 
 def spatial_map(height: int, width: int, device: torch.device | str | None = None,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -30,6 +32,12 @@ def spatial_map(height: int, width: int, device: torch.device | str | None = Non
     y0, y1 = ys[:-1, None].expand(height, width), ys[1:, None].expand(height, width)
     return torch.stack([x0, y0, x1, y1, (x0 + x1) / 2, (y0 + y1) / 2,
                         torch.full_like(x0, 1 / width), torch.full_like(x0, 1 / height)])
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution, batch-norm, ReLU: one step of the skip decoder."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 def unit_channels(x: torch.Tensor) -> torch.Tensor:
@@ -47,15 +55,19 @@ class ReferringSizes:
     embed_dim: int  # word embedding size
     hidden: int  # LSTM units (the sentence vector's size)
     mlp_hidden: int  # the 1x1-convolution MLP's hidden channels
+    decoder: str  # "skip" (a decoder with skip connections) or "bilinear" (the paper)
+    decoder_dim: int  # channels of the skip decoder
 
 
 REFERRING_SIZES = SizeTable(
     small=ReferringSizes(width=16, backbone="vgg_tiny", output_stride=8, visual_dim=64,
-                         embed_dim=32, hidden=64, mlp_hidden=128),
+                         embed_dim=32, hidden=64, mlp_hidden=128, decoder="bilinear",
+                         decoder_dim=32),
     # ronghanghu/text_objseg (exp_train_referit_seg_highres.py): VGG-16 fc8 at stride 32,
     # 1000-d embedding and LSTM, a 500-unit MLP
     paper=ReferringSizes(width=64, backbone="vgg16", output_stride=32, visual_dim=1000,
-                         embed_dim=1000, hidden=1000, mlp_hidden=500),
+                         embed_dim=1000, hidden=1000, mlp_hidden=500, decoder="bilinear",
+                         decoder_dim=32),
 )
 
 
@@ -81,7 +93,10 @@ class ReferringSegmenter(nn.Module):
 
     Deviations: two classes with softmax cross-entropy instead of one logit with a logistic
     loss (the same model: the difference of the two logits is that logit), bilinear
-    upsampling instead of a learned deconvolution, a backbone trained from scratch with
+    upsampling instead of a learned deconvolution (or, with ``decoder="skip"``, not in the
+    paper: the MLP gives ``decoder_dim`` channels, upsampled to stride 4 and mixed with the
+    trunk's ``"c2"`` by a 3x3 convolution, then to the image and mixed with its pixels, then
+    scored - sharper masks than a coarse map can give), a backbone trained from scratch with
     batch-norm at output stride 8 (``full=True``: VGG-16 without batch-norm at stride 32);
     ``backbone="none"`` drops the CNN for inputs that are feature maps already (such as
     :func:`course_lib.data.referring.scene_maps`, the scene's true classes and colours): the
@@ -101,13 +116,15 @@ class ReferringSegmenter(nn.Module):
                  backbone: str | None = None, output_stride: int | None = None,
                  visual_dim: int | None = None, embed_dim: int | None = None,
                  hidden: int | None = None, mlp_hidden: int | None = None,
+                 decoder: str | None = None, decoder_dim: int | None = None,
                  forget_bias: float = 1.0) -> None:
         super().__init__()
         check_channels("ReferringSegmenter", in_channels, num_classes)
         sizes = REFERRING_SIZES.resolve(
             "ReferringSegmenter", full, width=width, backbone=backbone,
             output_stride=output_stride, visual_dim=visual_dim, embed_dim=embed_dim,
-            hidden=hidden, mlp_hidden=mlp_hidden)
+            hidden=hidden, mlp_hidden=mlp_hidden, decoder=decoder,
+            decoder_dim=decoder_dim)
         if vocab_size < 2:
             raise ValueError(f"ReferringSegmenter: vocab_size must be >= 2, got {vocab_size}")
         self.in_channels, self.vocab_size = in_channels, vocab_size
@@ -123,11 +140,24 @@ class ReferringSegmenter(nn.Module):
         self.lstm = nn.LSTM(sizes.embed_dim, sizes.hidden, batch_first=True)
         with torch.no_grad():  # start by remembering the first words (as ReNetLayer does)
             self.lstm.bias_hh_l0.chunk(4)[1].add_(forget_bias)
+        if sizes.decoder not in DECODERS or (sizes.decoder == "skip" and self.backbone is None):
+            raise ValueError(f"ReferringSegmenter: decoder must be one of {', '.join(DECODERS)} "
+                             f"('skip' needs a backbone), got {sizes.decoder!r} with backbone "
+                             f"{sizes.backbone!r}")
+        skip = sizes.decoder == "skip"
         self.mlp = nn.Sequential(
             nn.Conv2d(sizes.hidden + sizes.visual_dim + 8, sizes.mlp_hidden, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(sizes.mlp_hidden, num_classes, 1),
+            nn.Conv2d(sizes.mlp_hidden, sizes.decoder_dim if skip else num_classes, 1),
         )
+        self.decoder = None
+        if skip:  # fused map -> stride 4 (with c2) -> full size (with the image)
+            dim = sizes.decoder_dim
+            self.decoder = nn.ModuleDict({
+                "c2": conv_bn_relu(dim + self.backbone.channels["c2"], dim),
+                "image": conv_bn_relu(dim + in_channels, dim),
+                "score": nn.Conv2d(dim, num_classes, 1),
+            })
 
     def check_tokens(self, tokens: torch.Tensor, batch: int) -> torch.Tensor:
         """The number of words of each expression, after checking ``tokens``."""
@@ -157,19 +187,30 @@ class ReferringSegmenter(nn.Module):
         check_input("ReferringSegmenter", image, self.in_channels)
         self.check_tokens(tokens, image.shape[0])
         sentence = unit_channels(self.encode_text(tokens))  # LSTM, then L2 (scaled)
-        visual = unit_channels(self.visual(self.visual_features(image)))  # CNN, L2 per cell
+        features = self.backbone(image) if self.backbone is not None else None
+        visual = unit_channels(self.visual(self.visual_features(image, features)))  # CNN, L2
         n, _, h, w = visual.shape
         grid = spatial_map(h, w, visual.device, visual.dtype).expand(n, -1, -1, -1)
         tiled = sentence[:, :, None, None].expand(-1, -1, h, w)  # the sentence at every cell
         scores = self.mlp(torch.cat([tiled, visual, grid], dim=1))  # 1x1-conv MLP
-        return resize_to(scores, image)  # upsampled to the image
+        if self.decoder is None:
+            return resize_to(scores, image)  # upsampled to the image
+        # the skip decoder (not in the paper's Fig. 2): the fused map is upsampled twice, each
+        # time concatenated with a sharper map of the same image (the trunk's stride-4 "c2",
+        # then the pixels) and mixed by a 3x3 convolution, so the edges come from the image
+        c2 = features["c2"]
+        fused = self.decoder["c2"](torch.cat([resize_to(scores, c2), c2], dim=1))
+        fused = self.decoder["image"](torch.cat([resize_to(fused, image), image], dim=1))
+        return self.decoder["score"](fused)
 
-    def visual_features(self, image: torch.Tensor) -> torch.Tensor:
-        """The CNN's last map (``"c5"``); without a backbone, the input averaged over cells of
-        ``output_stride`` pixels (partial cells at the border included)."""
+    def visual_features(self, image: torch.Tensor,
+                        features: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The CNN's last map (``"c5"``, taken from ``features`` when the backbone already ran);
+        without a backbone, the input averaged over cells of ``output_stride`` pixels (partial
+        cells at the border included)."""
         if self.backbone is None:
             return F.avg_pool2d(image, self.output_stride, ceil_mode=True)
-        return self.backbone(image)["c5"]
+        return (self.backbone(image) if features is None else features)["c5"]
 
     def extra_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor]:
         """Valid ``tokens`` for a batch of ``images`` (fixed words of 1..4 tokens, padded):

@@ -110,3 +110,24 @@ def test_train_gan_records_per_epoch_gap_loss_and_quality():
     plain = B.train_gan(g2, d2, images, epochs=2, batch_size=4, loss="wgan-gp", n_critic=2,
                         device="cpu", progress=False)
     assert plain.d_loss == hist.d_loss and plain.quality == []
+
+
+def test_gan_figures_draw_every_panel():
+    from course_lib.viz import gan as V
+    from course_lib.viz.figures import figure_to_png
+
+    torch.manual_seed(0)
+    g = B.DCGANGenerator(latent_dim=4, width=4, image_size=8)
+    d = B.DCGANDiscriminator(width=4, image_size=8)
+    images = torch.rand(16, 3, 8, 8) * 2 - 1
+    hist = B.train_gan(g, d, images, epochs=3, batch_size=8, num_samples=5, device="cpu",
+                       progress=False, quality_fn=lambda fake: float(fake.std()),
+                       quality_samples=4)
+    fig = V.plot_samples_per_epoch(hist, "t", rows=2, columns=4)
+    assert len(fig.axes) == 2 * 4  # the first and last epoch, 4 of the 5 samples
+    fig = V.plot_samples_side_by_side({"a": hist.samples[-1]}, images, n=6, columns=3)
+    assert len(fig.axes) == 2 * 2 * 3 and sum(len(ax.images) for ax in fig.axes) == 6 + 5
+    fig = V.plot_quality_vs_estimate({"DCGAN": hist, "WGAN-GP": hist}, "q")
+    assert [ax.get_xlabel() for ax in fig.axes[1:3]] == [
+        "discriminator loss", "critic's Wasserstein estimate"]
+    assert figure_to_png(V.plot_gan_history(hist, "t")).startswith(b"\x89PNG")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .figures import CourseFigure
 
@@ -91,6 +92,7 @@ def plot_quality_vs_estimate(histories: dict[str, object], quality_name: str) ->
     axes[0].set(xlabel="epoch", ylabel=f"{quality_name} (lower is better)",
                 title="sample quality over training")
     axes[0].legend(fontsize=8)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax, (name, h) in zip(axes[1:], histories.items(), strict=True):
         wasserstein = "wgan" in name.lower()
         own = h.epoch_gap if wasserstein else h.epoch_d_loss

@@ -7,6 +7,12 @@ averaged over the map), and the map is ``ReLU(sum_k alpha_k A^k)``: the places w
 features push the score up. For segmentation, Vinogradova et al. (AAAI 2020, "Seg-Grad-CAM")
 take as ``y`` the class's logits *summed over a region of pixels* (a predicted object, or
 the whole image), so the map explains that region's label.
+
+:func:`contrast_gradient_share` asks a simpler question at the input: to tell two look-alike
+classes apart (notebook 05's car and boat), how much of the decision's gradient falls on the
+pixels of other classes (the road or river that names them)? And
+:func:`channel_mask_correlation` asks which feature channels hold a class at all (notebook 07:
+do the 1/32 maps still hold the thin rings and wires?).
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["grad_cam"]
+from course_lib.runtime import evaluating
+
+__all__ = ["channel_mask_correlation", "contrast_gradient_share", "grad_cam"]
 
 
 def grad_cam(model: nn.Module, image: torch.Tensor, layer: nn.Module, target_class: int,
@@ -75,3 +83,50 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: nn.Module, target_cla
     if normalize:
         cam = cam / cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     return cam.cpu()
+
+
+def contrast_gradient_share(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
+                            pair: tuple[int, int], region_classes: tuple[int, ...]) -> float:
+    """Share of the input gradient of a two-class decision that lies on ``region_classes``.
+
+    With ``pair = (a, b)`` the decision is ``d = sum over the true pixels of a or b of
+    (logit_a - logit_b)``; the gradient magnitude ``g(x) = sum_channels |dd/dimage(x)|`` is
+    split by the true mask: the result is ``sum_{x in region} g(x) / sum_x g(x)`` in [0, 1]
+    (0 when the model ignores the region, e.g. beyond its receptive field). Computed in eval
+    mode (the model's modes are restored); the parameters' ``.grad`` is left untouched.
+    """
+    if images.dim() != 4 or masks.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(f"images must be [N, C, H, W] and masks [N, H, W] of the same N, H, W; "
+                         f"got {tuple(images.shape)} and {tuple(masks.shape)}")
+    a, b = pair
+    with evaluating(model, no_grad=False):
+        x = images.detach().clone().requires_grad_(True)
+        out = model(x)
+        logits = out["out"] if isinstance(out, dict) else out
+        k = logits.shape[1]
+        if not (0 <= a < k and 0 <= b < k and all(0 <= c < k for c in region_classes)):
+            raise ValueError(f"classes must be in [0, {k}), got pair {pair} and region "
+                             f"{region_classes}")
+        objects = ((masks == a) | (masks == b)).to(logits)
+        decision = ((logits[:, a] - logits[:, b]) * objects).sum()
+        (gradient,) = torch.autograd.grad(decision, x)
+    magnitude = gradient.abs().sum(1)
+    region = torch.isin(masks, torch.tensor(region_classes, device=masks.device))
+    total = magnitude.sum()
+    return float((magnitude * region).sum() / total) if total > 0 else 0.0
+
+
+def channel_mask_correlation(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of each channel of ``features`` ``[N, C, h, w]`` (upsampled
+    bilinearly to the mask's size) with a binary ``mask`` ``[N, H, W]`` over all pixels of all
+    images: float ``[C]`` in [-1, 1]; a constant channel gives 0."""
+    if features.dim() != 4 or mask.dim() != 3 or features.shape[0] != mask.shape[0]:
+        raise ValueError(f"features must be [N, C, h, w] and mask [N, H, W] of the same N; got "
+                         f"{tuple(features.shape)} and {tuple(mask.shape)}")
+    up = F.interpolate(features.float(), size=mask.shape[-2:], mode="bilinear",
+                       align_corners=False)
+    centred = up - up.mean(dim=(0, 2, 3), keepdim=True)
+    target = mask.float()
+    target = (target - target.mean())[:, None]
+    spread = centred.pow(2).sum((0, 2, 3)).sqrt() * target.pow(2).sum().sqrt()
+    return (centred * target).sum((0, 2, 3)) / spread.clamp_min(1e-12)

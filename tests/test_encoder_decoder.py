@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from course_lib.models import get_spec, list_models
 from course_lib.models.encoder_decoder import (
@@ -122,5 +123,10 @@ def test_decoder_memory_indices_vs_features() -> None:
     link = decoder_memory_bytes(LinkNet(width=8, backbone="resnet_tiny"), x)
     assert link["kind"] == "features" and link["kept_bytes"] == link["feature_bytes"]
     assert link["kept_bytes"] == 4 * (8 * 8 * 8 + 16 * 4 * 4 + 32 * 2 * 2)
+    hrnet = HRNet(widths=(4, 8, 16, 32), stem_channels=8, stage1_channels=4)
+    streams = decoder_memory_bytes(hrnet, x)
+    assert streams["kind"] == "streams"
+    # float32 streams at /4, /8, /16, /32 of a 32 px image, widths 4, 8, 16, 32
+    assert streams["kept_bytes"] == 4 * (4 * 8 * 8 + 8 * 4 * 4 + 16 * 2 * 2 + 32 * 1 * 1)
     with pytest.raises(ValueError, match="encode"):
-        decoder_memory_bytes(HRNet(), x)
+        decoder_memory_bytes(nn.Conv2d(3, 2, 1), x)

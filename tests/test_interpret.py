@@ -1,10 +1,11 @@
 """course_lib.interpret.grad_cam against a network whose gradients are known by hand."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from course_lib.interpret import grad_cam
+from course_lib.interpret import channel_mask_correlation, contrast_gradient_share, grad_cam
 
 
 class _Linear(nn.Module):
@@ -65,3 +66,65 @@ def test_grad_cam_refuses_bad_arguments():
         grad_cam(model, image, model.features, 0, region=torch.ones(2, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
         grad_cam(model, image[0], model.features, 0)
+
+
+class _PixelPlusMean(torch.nn.Module):
+    """logits(x) = W image(x) + V mean(image): a local term and an image-wide (ParseNet) term."""
+
+    def __init__(self, w: torch.Tensor, v: torch.Tensor):
+        super().__init__()
+        self.w, self.v = torch.nn.Parameter(w), torch.nn.Parameter(v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        local = torch.einsum("kc,nchw->nkhw", self.w, x)
+        return local + torch.einsum("kc,nc->nk", self.v, x.mean((2, 3)))[..., None, None]
+
+
+def test_contrast_gradient_share_equals_the_hand_computation():
+    torch.manual_seed(0)
+    w, v = torch.randn(4, 3), torch.randn(4, 3)
+    model = _PixelPlusMean(w, v).train()
+    masks = torch.zeros(1, 4, 5, dtype=torch.long)
+    masks[0, 1, 1:3] = 1  # 2 pixels of class 1
+    masks[0, 2, 3] = 2  # 1 pixel of class 2
+    masks[0, 3, :] = 3  # 5 pixels of the region class 3
+    image = torch.rand(1, 3, 4, 5)
+    share = contrast_gradient_share(model, image, masks, pair=(1, 2), region_classes=(3,))
+    # every pixel gets (v1 - v2) * 3 object pixels / 20 pixels; the 3 object pixels also w1 - w2
+    spread = ((v[1] - v[2]) * 3 / 20).abs().sum()
+    on_object = ((w[1] - w[2]) + (v[1] - v[2]) * 3 / 20).abs().sum()
+    expected = 5 * spread / (17 * spread + 3 * on_object)
+    assert share == pytest.approx(float(expected), rel=1e-5)
+    assert model.training and model.w.grad is None  # mode restored, parameters untouched
+    # without the image-wide term the decision sees only the objects' own pixels
+    local = _PixelPlusMean(w, torch.zeros(4, 3))
+    assert contrast_gradient_share(local, image, masks, (1, 2), (3,)) == 0.0
+
+
+def test_contrast_gradient_share_rejects_bad_input():
+    model = _PixelPlusMean(torch.randn(4, 3), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="masks"):
+        contrast_gradient_share(model, torch.rand(1, 3, 4, 5), torch.zeros(1, 4, 4).long(),
+                                (1, 2), (3,))
+    with pytest.raises(ValueError, match="classes"):
+        contrast_gradient_share(model, torch.rand(1, 3, 4, 5), torch.zeros(1, 4, 5).long(),
+                                (1, 7), (3,))
+
+
+def test_channel_mask_correlation_against_numpy():
+    torch.manual_seed(1)
+    mask = torch.rand(2, 8, 8) > 0.7
+    noisy = mask.float() + 0.5 * torch.rand(2, 8, 8)
+    features = torch.stack([mask.float(), -mask.float(), torch.ones(2, 8, 8), noisy], dim=1)
+    corr = channel_mask_correlation(features, mask)
+    expected = np.corrcoef(noisy.flatten().numpy(), mask.float().flatten().numpy())[0, 1]
+    assert corr[:3].tolist() == pytest.approx([1.0, -1.0, 0.0], abs=1e-6)
+    assert corr[3].item() == pytest.approx(expected, rel=1e-5)
+    # a coarser map is upsampled to the mask: a 4x4 copy of a block mask still correlates
+    block = torch.zeros(1, 8, 8, dtype=torch.bool)
+    block[0, :4, :4] = True
+    coarse = torch.zeros(1, 1, 4, 4)
+    coarse[0, 0, :2, :2] = 1
+    assert channel_mask_correlation(coarse, block).item() > 0.8
+    with pytest.raises(ValueError, match="same N"):
+        channel_mask_correlation(features, mask[:1])

@@ -112,6 +112,25 @@ def test_segmentation_grid_has_titled_panels_and_legend() -> None:
         viz.plot_segmentation_grid(images, masks[:1])
 
 
+def test_model_predictions_puts_models_side_by_side() -> None:
+    images, masks = _sample(n=3)
+    preds = {"a": masks.clamp(max=3), "b": torch.zeros_like(masks)}
+    fig = viz.plot_model_predictions(images, masks, preds, indices=[2, 0],
+                                     class_names=["w", "x", "y", "z"], palette="voc",
+                                     row_labels=["first", "second"])
+    axes = fig.get_axes()
+    assert len(axes) == 2 * 4
+    assert [ax.get_title() for ax in axes[:4]] == ["image", "ground truth", "a", "b"]
+    assert [axes[0].get_ylabel(), axes[4].get_ylabel()] == ["first", "second"]
+    # the model "b" column of the first row shows class 0 everywhere (one colour)
+    assert len(np.unique(axes[3].get_images()[0].get_array().reshape(-1, 3), axis=0)) == 1
+    assert viz.figure_to_png(fig).startswith(PNG_MAGIC)
+    with pytest.raises(ValueError, match="model 'b'"):
+        viz.plot_model_predictions(images, masks, {"b": masks[:2]}, indices=[0])
+    with pytest.raises(ValueError, match="indices"):
+        viz.plot_model_predictions(images, masks, preds, indices=[3])
+
+
 class _History:
     def __init__(self) -> None:
         self.epoch = [1, 2, 3]

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from .boundary import boundary_f_score
 from .confusion import ConfusionMatrix, confusion_matrix
-from .objects import instance_iou, iou_by_object_size
+from .objects import instance_iou, iou_by_object_size, objects_separated
 from .scores import (
     dice_per_class,
     frequency_weighted_iou,
@@ -71,6 +71,7 @@ __all__ = [
     "frequency_weighted_iou",
     "instance_iou",
     "iou_by_object_size",
+    "objects_separated",
     "iou_per_class",
     "mean_iou",
     "mean_pixel_accuracy",

@@ -1,9 +1,12 @@
-"""Per-object scores of a semantic prediction, and the mean object IoU by object size
-(notebook 09: the scale range of FPN)."""
+"""Per-object scores of a semantic prediction, the mean object IoU by object size
+(notebook 09: the scale range of FPN), and the share of objects a foreground mask separates
+(notebook 08: touching cells)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy import ndimage
 from torch import Tensor
 
 from course_lib.config import IGNORE_INDEX
@@ -144,3 +147,35 @@ def iou_by_object_size(
     out = {name: summary(keep & (bucket == i)) for i, name in enumerate(names)}
     out["all"] = summary(keep)
     return out
+
+
+def objects_separated(foreground: Tensor, instance_ids: Tensor, min_iou: float = 0.5) -> float:
+    """Share of the true objects that a foreground mask recovers *as their own region*.
+
+    The predicted foreground ``[N, H, W]`` (bool) is split into 4-connected regions; a true
+    object (``instance_ids`` 1..M per image, 0 = none) counts as separated when one region
+    overlaps it with IoU > ``min_iou``. Two touching cells predicted as one blob are both
+    lost (the blob's IoU with each is at most about 1/2): pixel scores cannot see that error.
+    Returns NaN when there is no object.
+    """
+    if foreground.shape != instance_ids.shape or foreground.dim() != 3:
+        raise ValueError(f"foreground and instance_ids must be [N, H, W] of one shape, got "
+                         f"{tuple(foreground.shape)} and {tuple(instance_ids.shape)}")
+    if foreground.dtype != torch.bool:
+        raise ValueError(f"foreground must be a bool mask, got {foreground.dtype}")
+    if instance_ids.is_floating_point() or bool((instance_ids < 0).any()):
+        raise ValueError("instance_ids must hold integers >= 0 (0 = no object)")
+    separated = total = 0
+    for fg, ids in zip(foreground.cpu().numpy(), instance_ids.long().cpu().numpy(), strict=True):
+        regions, n = ndimage.label(fg)
+        m = int(ids.max())
+        # joint histogram of (object, region): overlaps, object areas and region areas at once
+        counts = np.bincount(ids.ravel() * (n + 1) + regions.ravel(),
+                             minlength=(m + 1) * (n + 1)).reshape(m + 1, n + 1)
+        overlap = counts[1:, 1:]
+        union = counts[1:].sum(1, keepdims=True) + counts[:, 1:].sum(0, keepdims=True) - overlap
+        iou = overlap / np.maximum(union, 1)
+        present = counts[1:].sum(1) > 0
+        separated += int(((iou > min_iou).any(1) & present).sum())
+        total += int(present.sum())
+    return separated / total if total else float("nan")

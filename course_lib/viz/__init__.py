@@ -29,6 +29,7 @@ from .figures import (
     plot_history,
     plot_instances,
     plot_metric_table,
+    plot_model_predictions,
     plot_segmentation_grid,
 )
 from .source import get_source, show_source
@@ -48,6 +49,7 @@ __all__ = [
     "plot_history",
     "plot_instances",
     "plot_metric_table",
+    "plot_model_predictions",
     "plot_segmentation_grid",
     "show_source",
     "to_numpy_image",

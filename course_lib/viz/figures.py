@@ -121,6 +121,51 @@ def plot_segmentation_grid(images: Any, targets: Any, preds: Any = None,
     return fig
 
 
+def plot_model_predictions(images: Any, targets: Any, preds: Mapping[str, Any],
+                           indices: Sequence[int], class_names: Sequence[str] | None = None,
+                           palette: str | np.ndarray | Sequence | None = None,
+                           row_labels: Sequence[str] | None = None, title: str | None = None,
+                           ignore_index: int = IGNORE_INDEX) -> Figure:
+    """Several models side by side: one row per sample in ``indices``, columns image | ground
+    truth | one prediction per model (``preds``: model name -> ``[N, H, W]``), one legend."""
+    image_list, target_list = _batch(images), _batch(targets)
+    if len(target_list) != len(image_list):
+        raise ValueError(f"got {len(image_list)} images but {len(target_list)} targets")
+    for name, pred in preds.items():
+        if len(_batch(pred)) != len(image_list):
+            raise ValueError(f"model {name!r}: {len(_batch(pred))} predictions for "
+                             f"{len(image_list)} images")
+    if not indices or not all(0 <= i < len(image_list) for i in indices):
+        raise ValueError(f"indices must be non-empty and in [0, {len(image_list)}), got "
+                         f"{list(indices)}")
+    if row_labels is not None and len(row_labels) != len(indices):
+        raise ValueError(f"{len(row_labels)} row labels for {len(indices)} rows")
+    columns = ["image", "ground truth", *preds]
+    rows = [[as_labels(target_list[i])] + [as_labels(_batch(p)[i]) for p in preds.values()]
+            for i in indices]
+    seen = np.unique(np.concatenate([m.ravel() for row in rows for m in row]))
+    seen = seen[seen != ignore_index]
+    colors = get_palette(palette, int(seen.max()) + 1 if seen.size else 0)
+    fig = _new_figure((2.3 * len(columns) + 1.8, 2.3 * len(indices) + 0.4))
+    axes = fig.subplots(len(indices), len(columns), squeeze=False)
+    for r, (i, masks) in enumerate(zip(indices, rows, strict=True)):
+        panels = [to_numpy_image(image_list[i])] + [colorize(m, colors, ignore_index)
+                                                     for m in masks]
+        for c, panel in enumerate(panels):
+            axes[r, c].imshow(panel, interpolation="nearest")
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == 0:
+                axes[r, c].set_title(columns[c], fontsize=9)
+        axes[r, 0].set_ylabel(row_labels[r] if row_labels is not None else f"sample {i}")
+    handles = legend_handles(seen, colors, class_names)
+    if handles:
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="classes")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def history_dict(history: Any) -> dict[str, list]:
     """A training history (``History``, its ``.as_dict()`` or alike) as lists by name."""
     if isinstance(history, Mapping):

@@ -1,5 +1,6 @@
 """What the decoder of an encoder-decoder keeps from its encoder, in bytes: pooling indices
-(SegNet, DeconvNet) or whole feature maps (LinkNet, U-Net) — the lesson of notebook 07."""
+(SegNet, DeconvNet), whole feature maps (LinkNet, U-Net) or parallel streams (HRNet) — the
+lesson of notebook 07."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ def decoder_memory_bytes(model: nn.Module, x: torch.Tensor) -> dict[str, object]
     """Bytes the decoder of ``model`` keeps from its encoder for the input ``x``.
 
     Works for models with an ``encode(x) -> (bottom, kept)`` method (SegNet, DeconvNet,
-    LinkNet, U-Net). Returns a dict:
+    LinkNet, U-Net) and for HRNet, whose head reads all four ``streams(x)`` (kept, compact and
+    feature bytes are then the streams' bytes). Returns a dict:
 
-    - ``"kind"``: ``"indices"`` (pooling switches) or ``"features"`` (skip feature maps);
+    - ``"kind"``: ``"indices"`` (pooling switches), ``"features"`` (skip feature maps) or
+      ``"streams"`` (HRNet);
     - ``"kept_bytes"``: bytes of the kept tensors as PyTorch stores them (indices are int64);
     - ``"compact_bytes"``: the paper's storage — 2 bits per pooling window for indices
       (SegNet Sec. 3), the feature bytes themselves for features;
@@ -23,10 +26,17 @@ def decoder_memory_bytes(model: nn.Module, x: torch.Tensor) -> dict[str, object]
       would cost instead — the comparison SegNet's paper makes with U-Net/FCN;
     - ``"tensors"``: ``[(shape, bytes), ...]`` per kept tensor.
     """
+    if hasattr(model, "streams"):
+        with evaluating(model):
+            streams = model.streams(x)
+        sizes = [(tuple(s.shape), s.numel() * s.element_size()) for s in streams]
+        total = sum(nbytes for _, nbytes in sizes)
+        return {"kind": "streams", "kept_bytes": total, "compact_bytes": total,
+                "feature_bytes": total, "tensors": sizes}
     if not hasattr(model, "encode"):
         raise ValueError(
-            f"{type(model).__name__} has no encode() method; decoder_memory_bytes supports "
-            "SegNet, DeconvNet, LinkNet and U-Net"
+            f"{type(model).__name__} has no encode() or streams() method; decoder_memory_bytes "
+            "supports SegNet, DeconvNet, LinkNet, U-Net and HRNet"
         )
     with evaluating(model):  # batch-norm in eval mode: a batch of 1 works at any size
         _, kept = model.encode(x)

@@ -149,6 +149,11 @@ class Profile:
     rgbd_train: int = 512  # training images
     rgbd_val: int = 64  # validation images
     rgbd_epochs: int = 16  # epochs of each of the three trainings (same budget)
+    # Notebook 17: a U-Net on the 30 real CamVid training frames (10 held apart), the frames
+    # shrunk to camvid_height x 4/3 camvid_height (the data set's 360 x 480 in full).
+    camvid_height: int = 48  # rows of the shrunk frames
+    camvid_epochs: int = 24  # passes over the 30 frames (batch 6)
+    camvid_width: int = 8  # the U-Net's width
     # Notebook 14 (adversarial training): SegAN's segmentor trained by cross-entropy alone, with
     # Luc et al.'s discriminator, on 1/8 of the labels, and by Hung et al. on 1/8 + the rest.
     adversarial_size: int = 64  # side of the shapes-world images
@@ -173,6 +178,12 @@ class Profile:
     challenges_teacher_steps: int = 150  # optimiser steps of the teacher (a U-Net)
     challenges_student_steps: int = 150  # optimiser steps of each small student
     challenges_grid: int = 43  # scenes per side of the large mosaic (43 x 48 = 2064 px)
+    # 19: weak supervision (BoxSup rounds after the box model) and the cell-counting watershed
+    challenges_weak_rounds: int = 2  # BoxSup re-estimation rounds
+    challenges_weak_round_steps: int = 50  # optimiser steps of each round's retraining
+    challenges_cells_size: int = 48  # side of the microscopy images
+    challenges_cells_train: int = 64  # microscopy training images
+    challenges_cells_steps: int = 100  # optimiser steps of the cell U-Net
     # 16 (other models, panoptic): BiSeNet vs DeepLab v3 timed at the paper's sizes on one
     # image of realtime_height x realtime_width (the smallest of BiSeNet's speed table, 640x360)
     # and trained realtime_steps each at image_size; EncNet with / without the SE loss;
@@ -186,6 +197,8 @@ class Profile:
     panoptic_train: int = 160  # training images
     panoptic_val: int = 48  # validation images
     panoptic_steps: int = 300  # optimiser steps of Panoptic-DeepLab (batch 8)
+    # 16, Panoptic FPN (Mask R-CNN + FPN semantic head) on the same touching-world images
+    panoptic_fpn_steps: int = 40  # optimiser steps of Panoptic FPN (batch 8)
 
     def replace(self, **changes: object) -> Profile:
         """A copy with some sizes changed (e.g. ``get_profile().replace(epochs=1)``)."""
@@ -211,6 +224,7 @@ PROFILES: dict[str, Profile] = {
         adversarial_size=48, adversarial_train=64, adversarial_val=16,  # notebook 14
         adversarial_steps=16,
         rgbd_size=32, rgbd_train=48, rgbd_val=16, rgbd_epochs=2,  # notebook 17
+        camvid_height=48, camvid_epochs=2,  # notebook 17
         ac_size=48, ac_samples=8, ac_train=32, ac_steps=10, ac_layer_steps=5,  # notebook 15
         ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
@@ -218,8 +232,10 @@ PROFILES: dict[str, Profile] = {
         realtime_height=64, realtime_width=128, realtime_rounds=1, realtime_steps=4,  # 16
         challenges_realtime_side=128, challenges_size=32, challenges_train=64,  # 19
         challenges_val=16, challenges_teacher_steps=15, challenges_student_steps=15,
-        challenges_grid=8,
+        challenges_grid=8, challenges_weak_rounds=1, challenges_weak_round_steps=5,  # 19
+        challenges_cells_size=32, challenges_cells_train=16, challenges_cells_steps=10,
         encnet_steps=4, panoptic_size=48, panoptic_train=16, panoptic_val=8, panoptic_steps=10,
+        panoptic_fpn_steps=3,  # 16
     ),
     "standard": Profile(
         name="standard", image_size=96, num_train=512, num_val=64, batch_size=16, epochs=10,
@@ -229,6 +245,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
+        camvid_height=360, camvid_epochs=100, camvid_width=32,  # notebook 17
         deeplab_epochs=30, encdec_epochs=30, multiscale_epochs=30, multiscale_context_epochs=15,
         multiscale_context_size=320, multiscale_context_train=1024,  # notebook 09
         multiscale_norm_epochs=15,  # notebook 09
@@ -251,9 +268,11 @@ PROFILES: dict[str, Profile] = {
         rcnn_lr=1e-3, rcnn_semantic_steps=4000, rcnn_pennfudan_side=512,
         rcnn_pennfudan_steps=500, rcnn_panet_steps=6000,
         realtime_steps=3000, encnet_steps=3000, panoptic_size=128, panoptic_train=4000,  # 16
-        panoptic_val=500, panoptic_steps=6000,
+        panoptic_val=500, panoptic_steps=6000, panoptic_fpn_steps=6000,
         challenges_size=256, challenges_train=4000, challenges_val=500,  # 19
         challenges_teacher_steps=3000, challenges_student_steps=2000, challenges_grid=16,
+        challenges_weak_rounds=3, challenges_weak_round_steps=500, challenges_cells_size=128,
+        challenges_cells_train=400, challenges_cells_steps=1000,
     ),
 }
 

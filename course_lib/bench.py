@@ -357,6 +357,7 @@ def benchmark_model(
 
     spec = get_spec(name)
     device = config.get_device() if device is None else torch.device(device)
+    cfg.setdefault("in_channels", 3)  # RGB: FuseNet's own default is RGB-D
     model = build_model(name, num_classes=num_classes, **cfg).to(device)
     x = _example_input(spec.spatial_dims, batch, 3, size, spec.size_multiple, device)
     target = torch.randint(0, num_classes, (x.shape[0], *x.shape[2:]), device=device)
@@ -417,10 +418,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         size = getattr(args, "size", None) or 64
         batch = getattr(args, "batch", None) or 2
+        from .models import get_spec
+
         _print_header()
         failed = []
         for name in list_models():  # one row as soon as it is measured
             try:
+                reason = get_spec(name).not_an_image_model()
+                if reason is not None:
+                    print(f"{name:<24}skipped: {reason}", flush=True)
+                    continue
                 _print_row(benchmark_model(name, size=size, batch=batch, device=device,
                                            repeats=3))
             except Exception as err:  # report and go on: one broken model must not hide the rest

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import inspect
 import math
 import time
 from collections.abc import Sequence
@@ -108,17 +107,7 @@ def model_config(name: str, quick: bool = False) -> dict[str, Any]:
 
 def skip_reason(name: str) -> str | None:
     """Why the zoo does not train ``name`` (``None``: it does)."""
-    spec = get_spec(name)
-    if spec.output == "detections":
-        return ("detection contract (lists of boxes and instance masks, not a logit map): "
-                "notebook 10 scores it with mask AP")
-    if spec.spatial_dims != 2:
-        return f"{spec.spatial_dims}D model (volumes [N, C, D, H, W]): notebook 08"
-    params = list(inspect.signature(spec.builder.forward).parameters.values())[1:]
-    extra = [p.name for p in params[1:] if p.default is inspect.Parameter.empty]
-    if extra:
-        return f"forward needs more than the image ({', '.join(extra)})"
-    return None
+    return get_spec(name).not_an_image_model()
 
 
 def _empty_row(name: str, b: Budget) -> dict[str, Any]:

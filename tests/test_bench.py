@@ -95,6 +95,10 @@ def test_cli_all_runs_every_registered_model(
     assert calls == [("baseline", 64), ("baseline", 64)]  # every model, small size
     assert capsys.readouterr().out.count("baseline") == 2
 
+    monkeypatch.setattr(models, "list_models", lambda: ["unet3d", "baseline"])
+    assert bench.main(["--all"]) == 0  # a model of another contract is skipped, not failed
+    assert "unet3d                  skipped: 3D model" in capsys.readouterr().out
+
     monkeypatch.setattr(models, "list_models", lambda: ["no_such_model", "baseline"])
     assert bench.main(["model", "--all", "--size", "16"]) == 1  # a failure is reported...
     out = capsys.readouterr().out
@@ -177,3 +181,8 @@ def test_compare_latency_interleaves_rounds_and_keeps_each_models_best() -> None
     assert models["a"].calls == models["b"].calls == 3 * (1 + 2)
     with pytest.raises(ValueError, match="rounds"):
         bench.compare_latency(models, x, rounds=0)
+
+
+def test_benchmark_model_feeds_rgb_to_a_model_whose_default_input_is_rgbd() -> None:
+    row = bench.benchmark_model("fusenet", size=32, batch=2, repeats=1, width=4)
+    assert row["input"] == (2, 3, 32, 32) and row["params"] > 0

@@ -110,3 +110,13 @@ def test_a_family_is_the_name_of_its_module(clean_registry: None) -> None:
     Misfiled.__module__ = "course_lib.models.rcnn.mask_rcnn"  # a family package
     register_model("misfiled", family="rcnn", paper="-", year=2024)(Misfiled)
     assert get_spec("misfiled").family == "rcnn"
+
+
+def test_models_that_do_not_map_an_image_to_logits_say_why() -> None:
+    from course_lib.models import get_spec, list_models
+
+    assert "detection" in get_spec("mask_rcnn").not_an_image_model()
+    assert "3D" in get_spec("unet3d").not_an_image_model()
+    assert "tokens" in get_spec("cnn_lstm_referring").not_an_image_model()
+    image_models = [n for n in list_models() if get_spec(n).not_an_image_model() is None]
+    assert {"fcn8s", "deeplabv3", "fusenet", "unet"} <= set(image_models)

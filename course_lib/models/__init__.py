@@ -10,6 +10,7 @@ accepts, and a tiny configuration for fast tests.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,20 @@ class ModelSpec:
     # dict of losses in training and a list of {"boxes", "labels", "scores", "masks"} in eval.
     output: str = "logits"
     full_params: int | None = None  # parameter count of the full=True model (tested on meta)
+
+    def not_an_image_model(self) -> str | None:
+        """Why this model does not map one image batch ``[N, C, H, W]`` to class scores
+        (``None`` when it does): the zoo and ``bench --all`` list such models as skipped."""
+        if self.output == "detections":
+            return ("detection contract (lists of boxes and instance masks, not a logit map): "
+                    "notebook 10 scores it with mask AP")
+        if self.spatial_dims != 2:
+            return f"{self.spatial_dims}D model (volumes [N, C, D, H, W]): notebook 08"
+        params = list(inspect.signature(self.builder.forward).parameters.values())[1:]
+        extra = [p.name for p in params[1:] if p.default is inspect.Parameter.empty]
+        if extra:
+            return f"forward needs more than the image ({', '.join(extra)})"
+        return None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -150,7 +150,7 @@ class Profile:
     rgbd_val: int = 64  # validation images
     rgbd_epochs: int = 16  # epochs of each of the three trainings (same budget)
     # Notebook 17: a U-Net on the 30 real CamVid training frames (10 held apart), the frames
-    # shrunk to camvid_height x 4/3 camvid_height (the data set's 360 x 480 in full).
+    # shrunk to camvid_height x 4/3 camvid_height (full: 240 x 320 of the data set's 360 x 480).
     camvid_height: int = 48  # rows of the shrunk frames
     camvid_epochs: int = 24  # passes over the 30 frames (batch 6)
     camvid_width: int = 8  # the U-Net's width
@@ -245,7 +245,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
-        camvid_height=360, camvid_epochs=100, camvid_width=32,  # notebook 17
+        camvid_height=240, camvid_epochs=100, camvid_width=16,  # notebook 17
         deeplab_epochs=30, encdec_epochs=30, multiscale_epochs=30, multiscale_context_epochs=15,
         multiscale_context_size=320, multiscale_context_train=1024,  # notebook 09
         multiscale_norm_epochs=15,  # notebook 09

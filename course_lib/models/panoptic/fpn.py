@@ -44,8 +44,7 @@ from .. import register_model
 from ..blocks import resize_to
 from ..contract import SizeTable
 from ..multiscale import SemanticFPNHead
-from ..rcnn.mask_rcnn import MaskRCNN, prepare_batch, resize_boxes
-from ..rcnn.roi_heads import paste_masks
+from ..rcnn.mask_rcnn import MaskRCNN, prepare_batch
 from .grouping import LABEL_DIVISOR
 
 SEMANTIC_WEIGHT = 0.5  # λs (Detectron2's Panoptic FPN configs); λi = 1
@@ -268,17 +267,8 @@ class PanopticFPN(MaskRCNN):
             losses["loss_semantic"] = self.semantic_weight * self._semantic_loss(
                 semantic, targets)
             return {"losses": losses}
-        levels = self.roi_heads.mask_pooler.levels([d["boxes"] for d in detections])
-        result: dict = {"detections": detections, "proposals": [], "sources": [],
-                        "masks28": [],
-                        "levels": list(levels.split([len(d["boxes"]) for d in detections]))}
-        for d, props, resized, original, logits in zip(detections, proposals, image_sizes,
-                                                       original_sizes, semantic, strict=True):
-            result["sources"].append(d.pop("proposal"))
-            result["masks28"].append(d["masks"])
-            result["proposals"].append(resize_boxes(props, resized, original))
-            d["boxes"] = resize_boxes(d["boxes"], resized, original)
-            d["masks"] = paste_masks(d["masks"], d["boxes"], *original)
+        result = self._inference_result(detections, proposals, image_sizes, original_sizes)
+        for d, logits in zip(result["detections"], semantic, strict=True):
             d["semantic"] = logits
         return result
 

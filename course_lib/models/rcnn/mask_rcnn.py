@@ -329,6 +329,14 @@ class MaskRCNN(nn.Module):
                                                  targets)  # 4.-5. RoIAlign, heads
         if self.training:  # 6. the five losses (summed by the training loop)
             return {"losses": {**head_losses, **rpn_losses}}
+        return self._inference_result(detections, proposals, image_sizes, original_sizes)
+
+    def _inference_result(self, detections: list[dict], proposals: list[torch.Tensor],
+                          image_sizes: list[tuple[int, int]],
+                          original_sizes: list[tuple[int, int]]) -> dict:
+        """Eval mode's output: detections back at each input image's size (boxes rescaled,
+        28x28 masks pasted), with the proposals, their sources, the 28x28 masks and the
+        pyramid level of each detection for the explorers."""
         levels = self.roi_heads.mask_pooler.levels([d["boxes"] for d in detections])
         result: dict = {"detections": detections, "proposals": [], "sources": [],
                         "masks28": [],

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torchvision.ops import masks_to_boxes
 
 __all__ = ["object_boxes", "paint_boxes", "box_masks", "refine_box_masks"]
 
@@ -44,25 +45,18 @@ def object_boxes(mask: torch.Tensor, instance_ids: torch.Tensor) -> list[torch.T
     small boxes on top of the large ones they overlap.
     """
     _check_maps(mask, instance_ids)
-    _, h, w = mask.shape
-    rows = torch.arange(h)[:, None].expand(h, w)
-    cols = torch.arange(w)[None, :].expand(h, w)
     boxes = []
     for labels, ids in zip(mask, instance_ids, strict=True):
         present = torch.unique(ids[ids > 0])
-        on = ids[None] == present[:, None, None]  # [M, H, W], one map per object
         if len(present) == 0:
             boxes.append(torch.zeros(0, 5, dtype=torch.long))
             continue
-        big = h * w
-        x0 = torch.where(on, cols, big).flatten(1).amin(1)
-        y0 = torch.where(on, rows, big).flatten(1).amin(1)
-        x1 = torch.where(on, cols, -1).flatten(1).amax(1) + 1
-        y1 = torch.where(on, rows, -1).flatten(1).amax(1) + 1
+        on = ids[None] == present[:, None, None]  # [M, H, W], one map per object
+        corners = masks_to_boxes(on).long()  # inclusive (x0, y0, x1, y1)
+        corners[:, 2:] += 1  # exclusive ends
         first = on.flatten(1).float().argmax(1)  # one pixel of each object gives its class
-        classes = labels.flatten()[first]
-        box = torch.stack([classes, x0, y0, x1, y1], 1).long()
-        area = (x1 - x0) * (y1 - y0)
+        box = torch.cat([labels.flatten()[first].long()[:, None], corners], 1)
+        area = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
         boxes.append(box[torch.argsort(area, descending=True, stable=True)])
     return boxes
 

@@ -189,8 +189,9 @@ def train_recipe(recipe: Recipe, images: torch.Tensor, membranes: torch.Tensor,
         crops = [random_crop(images[i], membranes[i], weights[i], recipe.crop, generator)
                  for i in picks]
         if recipe.elastic:
-            crops = [elastic(tv_tensors.Image(x[None]), tv_tensors.Mask(torch.stack([y, w])))
-                     for x, y, w in ((x, y.float(), w) for x, y, w in crops)]
+            crops = [elastic(tv_tensors.Image(x[None]),
+                             tv_tensors.Mask(torch.stack([y.float(), w])))
+                     for x, y, w in crops]
             crops = [(x[0], m[0], m[1]) for x, m in crops]
         x = ((torch.stack([c[0] for c in crops])[:, None] - mean) / std).to(device)
         y = torch.stack([c[1] for c in crops]).long().to(device)

@@ -16,7 +16,7 @@ from course_lib.train.step import optimizer_step
 
 from .. import register_model
 from ..backbones import build_backbone
-from ..blocks import check_channels, check_input, resize_to
+from ..blocks import ConvBNReLU, check_channels, check_input, resize_to
 from ..contract import SizeTable
 
 DECODERS = ("skip", "bilinear")
@@ -32,12 +32,6 @@ def spatial_map(height: int, width: int, device: torch.device | str | None = Non
     y0, y1 = ys[:-1, None].expand(height, width), ys[1:, None].expand(height, width)
     return torch.stack([x0, y0, x1, y1, (x0 + x1) / 2, (y0 + y1) / 2,
                         torch.full_like(x0, 1 / width), torch.full_like(x0, 1 / height)])
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 convolution, batch-norm, ReLU: one step of the skip decoder."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
 def unit_channels(x: torch.Tensor) -> torch.Tensor:
@@ -154,8 +148,8 @@ class ReferringSegmenter(nn.Module):
         if skip:  # fused map -> stride 4 (with c2) -> full size (with the image)
             dim = sizes.decoder_dim
             self.decoder = nn.ModuleDict({
-                "c2": conv_bn_relu(dim + self.backbone.channels["c2"], dim),
-                "image": conv_bn_relu(dim + in_channels, dim),
+                "c2": ConvBNReLU(dim + self.backbone.channels["c2"], dim),
+                "image": ConvBNReLU(dim + in_channels, dim),
                 "score": nn.Conv2d(dim, num_classes, 1),
             })
 

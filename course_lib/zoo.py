@@ -105,11 +105,6 @@ def model_config(name: str, quick: bool = False) -> dict[str, Any]:
     return cfg
 
 
-def skip_reason(name: str) -> str | None:
-    """Why the zoo does not train ``name`` (``None``: it does)."""
-    return get_spec(name).not_an_image_model()
-
-
 def _empty_row(name: str, b: Budget) -> dict[str, Any]:
     spec = get_spec(name)
     row: dict[str, Any] = {c: math.nan for c in COLUMNS}
@@ -167,7 +162,7 @@ def zoo_row(name: str, b: Budget, train: DataLoader, val: DataLoader,
             num_classes: int, progress: bool = False) -> dict[str, Any]:
     """One model's row: skipped (with the reason), failed (with the error) or measured."""
     row = _empty_row(name, b)
-    reason = skip_reason(name)
+    reason = get_spec(name).not_an_image_model()  # why the zoo does not train it
     if reason is not None:
         row.update(status="skipped", note=reason)
         return row

@@ -87,7 +87,8 @@ class Profile:
     medical_size: int = 64  # side of the microscopy-variant images
     medical_train: int = 10  # training images of the few-images U-Net lessons
     medical_steps: int = 200  # optimiser steps of each 2D U-Net run
-    volume_size: int = 24  # side of the 3D volumes (variant "volume"; a multiple of 8)
+    volume_size: int = 16  # side of the 3D volumes (variant "volume"; a multiple of 8; 16 leaves
+    # room for V-Net beside the three 3D U-Net runs in `standard`)
     volume_train: int = 16  # training volumes
     volume_steps: int = 150  # optimiser steps of each 3D run
     # Notebook 11 (DeepLab): epochs of each of its six from-scratch trainings.
@@ -154,6 +155,11 @@ class Profile:
     camvid_height: int = 48  # rows of the shrunk frames
     camvid_epochs: int = 24  # passes over the 30 frames (batch 6)
     camvid_width: int = 8  # the U-Net's width
+    # Notebook 17: EM at full resolution (course_lib.em_recipe): a U-Net trained on the ssTEM
+    # sections 0-6 and scored on 7-9, each section's top-left em_side square (1024 = the whole).
+    em_side: int = 1024  # side of the sections used (quick: a 256 corner)
+    em_steps: int = 60  # optimiser steps (batch 2 crops of 256^2), or until em_seconds:
+    em_seconds: float = 600.0  # training seconds at most (full: the recipe's 4 minutes)
     # Notebook 14 (adversarial training): SegAN's segmentor trained by cross-entropy alone, with
     # Luc et al.'s discriminator, on 1/8 of the labels, and by Hung et al. on 1/8 + the rest.
     adversarial_size: int = 64  # side of the shapes-world images
@@ -224,7 +230,7 @@ PROFILES: dict[str, Profile] = {
         adversarial_size=48, adversarial_train=64, adversarial_val=16,  # notebook 14
         adversarial_steps=16,
         rgbd_size=32, rgbd_train=48, rgbd_val=16, rgbd_epochs=2,  # notebook 17
-        camvid_height=48, camvid_epochs=2,  # notebook 17
+        camvid_height=48, camvid_epochs=2, em_side=256, em_steps=2,  # notebook 17
         ac_size=48, ac_samples=8, ac_train=32, ac_steps=10, ac_layer_steps=5,  # notebook 15
         ac_iterations=40,
         rcnn_size=48, rcnn_train=24, rcnn_val=8, rcnn_steps=10, rcnn_batch=4,  # notebook 10
@@ -245,7 +251,8 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", image_size=256, num_train=8000, num_val=1000, batch_size=32, epochs=60,
         width=64, lr=1e-3, num_workers=4, classic_samples=200, bench_repeats=50,
-        camvid_height=240, camvid_epochs=100, camvid_width=16,  # notebook 17
+        camvid_height=240, camvid_epochs=100, camvid_width=16, em_steps=10**6,  # notebook 17
+        em_seconds=240.0,  # notebook 17: 4 minutes of training, however many steps
         deeplab_epochs=30, encdec_epochs=30, multiscale_epochs=30, multiscale_context_epochs=15,
         multiscale_context_size=320, multiscale_context_train=1024,  # notebook 09
         multiscale_norm_epochs=15,  # notebook 09

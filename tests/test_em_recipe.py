@@ -68,11 +68,15 @@ def test_recipe_runs_two_steps_end_to_end(tmp_path, monkeypatch, capsys) -> None
         name: em_recipe.replace(r, crop=32, tile=32, overlap=min(r.overlap, 16), width=4,
                                 batch=2)
         for name, r in em_recipe.VARIANTS.items()})
-    assert em_recipe.main(["--root", str(tmp_path), "--budget-s", "30", "--ablate"]) == 0
+    assert em_recipe.main(["--root", str(tmp_path), "--seconds", "30", "--ablation",
+                           "--out", str(tmp_path / "out")]) == 0
     table = capsys.readouterr().out.split("| variant |")[1]
     for name in em_recipe.VARIANTS:
         assert f"| {name} |" in table
-    assert table.count(" | 2 |") == 5  # every variant stopped after the smoke cap of 2 steps
+    # every variant stopped after the smoke cap of 2 steps; the Otsu baseline trains none
+    assert table.count(" | 2 |") == len(em_recipe.VARIANTS)
+    assert "| Otsu threshold (classic baseline, no training) |" in table
+    assert (tmp_path / "out" / "ablation.md").read_text().count("| 2 |") == len(em_recipe.VARIANTS)
 
 
 def test_missing_data_says_where_and_how(tmp_path, capsys) -> None:
@@ -95,3 +99,51 @@ def test_border_weights_by_window_equal_the_whole_map() -> None:
     assert torch.allclose(by_window, whole, atol=1e-3)
     assert not torch.allclose(em_recipe.border_weights(membranes, (2.0, 0.5), 32, margin=0),
                               whole, atol=1e-3)  # without context the windows are wrong
+
+
+def test_elastic_batch_moves_the_centre_by_the_drawn_grid_displacement() -> None:
+    # x and y ramps (pixel coordinates) as the two channels: after warping, each pixel holds
+    # the coordinates it was sampled from; the 3 x 3 grid's middle node sits on the centre
+    # pixel of an odd-sized image, so there the shift is exactly the drawn displacement
+    side = 65
+    ramp = torch.arange(side, dtype=torch.float32)
+    batch = torch.stack([ramp.expand(side, side), ramp[:, None].expand(side, side)])[None]
+    warped = em_recipe.elastic_batch(batch.repeat(4, 1, 1, 1), torch.Generator().manual_seed(5))
+    drawn = torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(5)) * 10.0
+    centre = warped[:, :, side // 2, side // 2] - side // 2
+    assert torch.allclose(centre, drawn[:, :, 1, 1], atol=1e-3)
+    assert centre.abs().max() > 1  # it moved
+    # the field is smooth: neighbouring pixels move by nearly the same amount (independent
+    # 10 px shifts per pixel would differ by about 11 px on average)
+    step = warped[..., 1:] - warped[..., :-1] - batch[..., 1:] + batch[..., :-1]
+    assert step.abs().mean() < 1.0
+
+
+def test_elastic_batch_moves_every_channel_of_a_sample_alike() -> None:
+    image = torch.rand(3, 1, 64, 64)
+    warped = em_recipe.elastic_batch(image.repeat(1, 2, 1, 1), torch.Generator().manual_seed(0))
+    assert torch.equal(warped[:, 0], warped[:, 1])
+    assert not torch.allclose(warped[:, 0], image[:, 0], atol=1e-2)
+    same = em_recipe.elastic_batch(image, torch.Generator().manual_seed(0), std_px=0.0)
+    assert torch.allclose(same, image, atol=1e-5)  # no displacement: the identity
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        em_recipe.elastic_batch(image[0], torch.Generator())
+
+
+def test_otsu_membranes_find_dark_lines_and_refuse_bad_input() -> None:
+    membranes = torch.zeros(2, 32, 32, dtype=torch.bool)
+    membranes[:, :, 10:12] = True
+    membranes[1, 20:22, :] = True
+    images = torch.where(membranes, 0.2, 0.8) + 0.05 * torch.rand(2, 32, 32)
+    assert torch.equal(em_recipe.otsu_membranes(images), membranes)
+    with pytest.raises(ValueError, match="float"):
+        em_recipe.otsu_membranes(membranes)
+
+
+def test_learning_rate_follows_a_cosine_to_zero_over_the_budget() -> None:
+    recipe = em_recipe.Recipe(lr=2e-3)
+    assert em_recipe.scheduled_lr(recipe, 0.0) == pytest.approx(2e-3)
+    assert em_recipe.scheduled_lr(recipe, 0.5) == pytest.approx(1e-3)
+    assert em_recipe.scheduled_lr(recipe, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert em_recipe.scheduled_lr(recipe, 1.7) == pytest.approx(0.0, abs=1e-12)  # past the budget
+    assert em_recipe.scheduled_lr(em_recipe.replace(recipe, schedule=False), 0.9) == 2e-3

@@ -189,3 +189,17 @@ def test_atrous_conv_shortcut_equals_the_full_dilated_conv(rate: int) -> None:
             expected = F.conv2d(x, conv.weight, conv.bias, padding=rate, dilation=rate,
                                 groups=groups)
             torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_notebook_11_v2_and_v3_heads_at_stride_16() -> None:
+    # notebook 11 trains v2 beside v3 at stride 16 with four rates below the 6x6 map's side and
+    # quotes their sizes (width 8, 32 ASPP channels, 12 classes): 106,008 and 152,884
+    v2 = DeepLabV2(width=8, output_stride=16, rates=(1, 2, 3, 4))
+    v3 = DeepLabV3(width=8, output_stride=16, rates=(1, 2, 3), channels=32, aux=False)
+    assert v2.classifier.rates == (1, 2, 3, 4)
+    assert v2.backbone.strides["c5"] == 16
+    c5 = v2.backbone.channels["c5"]
+    assert _count(v2.classifier) == 4 * (c5 * 9 * 12 + 12)  # four 3x3 classifiers with bias
+    assert (_count(v2), _count(v3)) == (106_008, 152_884)
+    with torch.no_grad():
+        assert v2.eval()(torch.rand(1, 3, 96, 96))["out"].shape == (1, 12, 96, 96)

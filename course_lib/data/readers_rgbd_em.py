@@ -50,7 +50,10 @@ class NYUDepthV2(_Reader):
 
     The official release is one MATLAB file (``nyu_depth_v2_labeled.mat``, 2.8 GB, arrays
     ``images``, ``depths``, ``labels``); the course reads the per-image PNG layout that the
-    common preprocessed releases unpack it to::
+    common preprocessed releases unpack it to, and that
+    :func:`course_lib.data.converters.convert_nyu_depth_v2` writes from the .mat, the official
+    ``splits.mat`` and Gupta et al.'s ``classMapping40.mat``
+    (``python -m course_lib.data.converters nyu-depth-v2 SRC DST``)::
 
         root/<split>/rgb/<id>.png     uint8 RGB, 640 x 480
         root/<split>/depth/<id>.png   16-bit grey, depth in millimetres (0 = no reading)

@@ -97,9 +97,13 @@ ADE20K_CLASSES: tuple[str, ...] = (
     "glass", "clock", "flag",
 )
 
-# The 59 PASCAL Context classes in label order 1..59 (mmsegmentation's
-# mmseg/datasets/pascal_context.py, commit 0999c55813344b9f3d1471d6ce9f570081370514, whose
-# converter writes 0 = background and these classes as 1..59).
+# The 59 PASCAL Context classes in label order 1..59: the order of the official 59_labels.txt
+# (https://cs.stanford.edu/~roozbeh/pascal-context/; the same in rstrudel/segmenter's
+# segm/data/config/pascal_context.yml), spelled as in mmsegmentation's
+# mmseg/datasets/pascal_context.py, commit 0999c55813344b9f3d1471d6ce9f570081370514.
+# course_lib.data.converters writes this order. mmsegmentation's converter numbers the 59
+# classes alphabetically instead (aeroplane, bag, bed, ...: its later class list and its
+# issue #3021), so the names below do not fit PNGs written by it.
 PASCAL_CONTEXT59_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "table", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -230,11 +234,17 @@ class ADE20K(_Reader):
 # PASCAL Context
 # --------------------------------------------------------------------------------------
 class PascalContext(_Reader):
-    """PASCAL Context (VOC 2010 images) in the layout mmsegmentation's converter writes::
+    """PASCAL Context (VOC 2010 images) in the layout that
+    :func:`course_lib.data.converters.convert_pascal_context` writes from the official
+    release (``python -m course_lib.data.converters pascal-context SRC DST``)::
 
         root/JPEGImages/<id>.jpg
         root/SegmentationClassContext/<id>.png   (0 = background, 1..59 = the 59 classes)
         root/ImageSets/SegmentationContext/<split>.txt
+
+    Labels 1..59 follow the official ``59_labels.txt`` (:data:`PASCAL_CONTEXT59_CLASSES`).
+    mmsegmentation's converter writes the same layout but numbers the classes alphabetically,
+    so with its PNGs the class names here are wrong (the pixels are read correctly).
 
     ``root`` may also be ``VOCdevkit`` or its parent (then ``VOC2010`` is looked up).
     With ``include_background=False`` (the usual 59-class benchmark) background becomes

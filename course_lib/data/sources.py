@@ -261,28 +261,45 @@ DATASETS: dict[str, DatasetSource] = {
                  "Segmentation in the Wild, CVPR 2014",
         licence="research use; images from PASCAL VOC 2010 (flickr terms of use)",
         aliases=("PascalContext", "pcontext"),
-        prepare="write SegmentationClassContext/ and ImageSets/SegmentationContext/ from "
-                "trainval_merged.json with mmsegmentation's tools/dataset_converters/"
-                "pascal_context.py (needs the Detail API)",
+        prepare="write SegmentationClassContext/ and ImageSets/SegmentationContext/ from the "
+                "official release (trainval.tar.gz and 59_labels.txt of "
+                "https://cs.stanford.edu/~roozbeh/pascal-context/, unpacked into one folder) "
+                "with `python -m course_lib.data.converters pascal-context <that folder> "
+                "<this folder>` (course_lib.data.converters; mmsegmentation's converter "
+                "reads trainval_merged.json with the Detail API instead and numbers the 59 "
+                "classes alphabetically)",
     ),
     "nyu_depth_v2": DatasetSource(
         name="nyu_depth_v2",
         folder="nyu_depth_v2",
-        archives=(Archive(
-            "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
-            source="none published: the data set's page (https://cs.nyu.edu/~silberman/datasets/"
-                   "nyu_depth_v2.html) gives the file's size only; torchvision has no NYU class "
-                   "and tensorflow-datasets' nyu_depth_v2 fetches another file (FastDepth's h5 "
-                   "archive); no table with this file's checksum was found"),),
+        archives=(
+            Archive(
+                "http://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
+                source="none published: the data set's page (https://cs.nyu.edu/~silberman/"
+                       "datasets/nyu_depth_v2.html) gives the file's size only; torchvision has "
+                       "no NYU class and tensorflow-datasets' nyu_depth_v2 fetches another file "
+                       "(FastDepth's h5 archive); no table with this file's checksum was found"),
+            # The official 795/654 split, linked from the same page.
+            Archive("http://horatio.cs.nyu.edu/mit/silberman/indoor_seg_sup/splits.mat",
+                    source="none published: the data set's page links the file without one"),
+            # Gupta et al.'s 894 -> 40 class mapping (CVPR 2013; published with their code,
+            # http://www.cs.berkeley.edu/~sgupta/cvpr13/): the copy that the common
+            # preprocessing scripts download.
+            Archive("https://github.com/ankurhanda/nyuv2-meta-data/raw/master/"
+                    "classMapping40.mat",
+                    source="none published: the repository gives no checksum for it"),
+        ),
         extract=".",
-        required=("nyu_depth_v2_labeled.mat",),
+        required=("nyu_depth_v2_labeled.mat", "splits.mat", "classMapping40.mat"),
         reader="NYUDepthV2",
         citation="Silberman, Hoiem, Kohli, Fergus, Indoor Segmentation and Support Inference "
                  "from RGBD Images, ECCV 2012",
         licence="research use; no licence stated",
         aliases=("nyu", "NYUDepthV2", "nyuv2"),
         prepare="write <split>/rgb, <split>/depth (mm, 16-bit) and <split>/label (NYU40) PNGs "
-                "from the .mat (images, depths, labels) with the official 795/654 split",
+                "from the .mat (images, depths, labels) with the official 795/654 split: "
+                "`python -m course_lib.data.converters nyu-depth-v2 <this folder> <this folder>` "
+                "(course_lib.data.converters; needs h5py)",
     ),
 }
 

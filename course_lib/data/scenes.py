@@ -1,6 +1,7 @@
-"""The shapes world's scenes: the default outdoor scene and the "context" scene of notebook 05.
+"""The shapes world's scenes: the default outdoor scene, its "dense" variant (notebook 19) and
+the "context" scene of notebook 05.
 
-Both draw with the kit of :mod:`course_lib.data.shapes` and return the raw arrays of one
+All draw with the kit of :mod:`course_lib.data.shapes` and return the raw arrays of one
 sample: uint8 image [3, S, S], uint8 labels and instance ids [S, S] (and, for the default
 scene with ``with_depth``, a float32 depth map [S, S]).
 """
@@ -28,9 +29,22 @@ from course_lib.data.shapes import (
     paint_object,
 )
 
+#: Things per dense scene and vehicles per road or water band (the default scene: 2-6 and 0-2):
+#: the same objects, about four times as many, so most of them hide part of another.
+DENSE_THINGS = (16, 25)
+DENSE_VEHICLES = (2, 6)
 
-def draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict[str, np.ndarray]:
-    """One scene: uint8 image [3,S,S], uint8 labels and instance ids [S,S], depth [S,S]."""
+
+def draw_default(rng: np.random.Generator, size: int, with_depth: bool, *,
+                 things: tuple[int, int] = (2, 7), vehicles: tuple[int, int] = (0, 3),
+                 painted_areas: list[int] | None = None) -> dict[str, np.ndarray]:
+    """One scene: uint8 image [3,S,S], uint8 labels and instance ids [S,S], depth [S,S].
+
+    ``things`` and ``vehicles``: ``[low, high)`` of the number of things per scene and of
+    cars or boats per road or water band. ``painted_areas``, when given, receives the pixels
+    each object covered when it was painted (before nearer objects hid part of it): their
+    sum minus the visible object pixels is the occluded area.
+    """
     cv = canvas(size)
     rnd = Draws(rng)
     S = float(size)
@@ -103,7 +117,7 @@ def draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict[
 
     # ---- things: sample all, then paint far to near
     objs: list[tuple[float, int, dict[str, float]]] = []
-    for _ in range(int(rnd.i(2, 7))):
+    for _ in range(int(rnd.i(*things))):
         cls = GENERIC[rnd.i(0, len(GENERIC))]
         cx, cy = rnd.u(0, S), rnd.u(0, S)
         r = S * math.exp(rnd.u(math.log(0.035), math.log(0.3)))
@@ -123,7 +137,7 @@ def draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict[
         if kind == GRASS:
             continue
         y_lo, y_hi = tops[band] + 1.0, bottoms[band] - 0.5
-        for _ in range(int(rnd.i(0, 3)) if y_hi > y_lo else 0):
+        for _ in range(int(rnd.i(*vehicles)) if y_hi > y_lo else 0):
             yb = rnd.u(y_lo, y_hi)
             near = (yb - hz0) / (S - hz0)
             w = max(6.0, S * rnd.u(0.12, 0.3) * (0.35 + 0.65 * near))
@@ -140,6 +154,8 @@ def draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict[
             continue
         (y0, y1, x0, x1), m = painted
         n_inst += 1
+        if painted_areas is not None:
+            painted_areas.append(int(np.count_nonzero(m)))
         boxes.append((y0, y1, x0, x1))
         np.copyto(lab[y0:y1, x0:x1], cls, where=m)
         np.copyto(inst[y0:y1, x0:x1], n_inst, where=m)
@@ -166,6 +182,12 @@ def draw_default(rng: np.random.Generator, size: int, with_depth: bool) -> dict[
         out["depth"] = depth.astype(np.float32)
     return out
 
+
+def draw_dense(rng: np.random.Generator, size: int, with_depth: bool) -> dict[str, np.ndarray]:
+    """A dense default scene: the same stuff and objects, :data:`DENSE_THINGS` things and
+    :data:`DENSE_VEHICLES` vehicles per band, so objects overlap heavily (notebook 19's
+    "more challenging data")."""
+    return draw_default(rng, size, with_depth, things=DENSE_THINGS, vehicles=DENSE_VEHICLES)
 
 
 def draw_context(rng: np.random.Generator, size: int, with_depth: bool) -> dict[str, np.ndarray]:

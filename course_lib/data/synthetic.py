@@ -47,6 +47,11 @@ The ``variant="rgbd"`` (notebook 17, the RGB-D lesson) is an indoor wall and flo
 only the depth channel (``with_depth=True``) tells the two classes apart
 (:mod:`~course_lib.data.rgbd_scene`).
 
+The ``variant="dense"`` (notebook 19, "more challenging data") is the default scene with
+about four times as many objects (:data:`~course_lib.data.scenes.DENSE_THINGS` things and
+:data:`~course_lib.data.scenes.DENSE_VEHICLES` vehicles per road or water band), so that most
+objects are partly hidden by nearer ones; same classes, palette and depth map.
+
 This module holds the data set (:class:`ShapesWorld`, its variants and targets); the drawing
 lives in :mod:`~course_lib.data.shapes` (classes, rasterisers, textures),
 :mod:`~course_lib.data.scenes` (default and context scenes) and
@@ -84,7 +89,7 @@ from course_lib.data.medical import (
     draw_volume,
 )
 from course_lib.data.rgbd_scene import RGBD_CLASS_NAMES, RGBD_PALETTE, draw_rgbd
-from course_lib.data.scenes import draw_context, draw_default
+from course_lib.data.scenes import draw_context, draw_default, draw_dense
 from course_lib.data.shapes import *  # noqa: F403
 from course_lib.data.shapes import CLASS_NAMES, NUM_CLASSES, PALETTE, THING_CLASSES
 
@@ -133,6 +138,8 @@ _VARIANTS: dict[str, _Variant] = {
     "context": _Variant(draw_context, CLASS_NAMES, PALETTE),
     # notebook 17: indoor objects vs pictures of them, told apart by depth only
     "rgbd": _Variant(draw_rgbd, RGBD_CLASS_NAMES, RGBD_PALETTE, has_depth=True),
+    # notebook 19: the default scene with about four times as many, heavily overlapping objects
+    "dense": _Variant(draw_dense, CLASS_NAMES, PALETTE, has_depth=True),
 }
 VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
 
@@ -160,7 +167,8 @@ class ShapesWorld(Dataset):
             ``target="semantic"``, no depth), or ``"context"`` (the shapes classes: one car or
             boat on grass, far from the road or river that alone tells which; no depth), or
             ``"rgbd"`` (indoor wall and floor with objects and pictures of them that only
-            the depth channel tells apart: :mod:`~course_lib.data.rgbd_scene`).
+            the depth channel tells apart: :mod:`~course_lib.data.rgbd_scene`), or ``"dense"``
+            (the default scene with about four times as many objects, heavily overlapping).
             See the module docstring.
         with_depth: append a depth channel to the image (``[4,H,W]``) and return ``"depth"``.
         target: ``"semantic"`` -> ``(image, mask)``; ``"all"`` -> a dict with semantic,

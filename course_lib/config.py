@@ -157,7 +157,7 @@ class Profile:
     # Notebook 17: EM at full resolution (course_lib.em_recipe): a U-Net trained on the ssTEM
     # sections 0-6 and scored on 7-9, each section's top-left em_side square (1024 = the whole).
     em_side: int = 1024  # side of the sections used (quick: a 256 corner)
-    em_steps: int = 60  # optimiser steps (batch 2 crops of 256^2), or until em_seconds:
+    em_steps: int = 40  # optimiser steps (batch 2 crops of 256^2), or until em_seconds:
     em_seconds: float = 600.0  # training seconds at most (full: the recipe's 4 minutes)
     # Notebook 14 (adversarial training): SegAN's segmentor trained by cross-entropy alone, with
     # Luc et al.'s discriminator, on 1/8 of the labels, and by Hung et al. on 1/8 + the rest.

@@ -18,7 +18,8 @@
 Batches are ``(image, mask)`` pairs or dicts with ``"image"`` and ``"mask"``; a model
 returns logits [N, K, H, W] or a dict with ``"out"`` (and optionally ``"aux"``, an
 auxiliary head added to the loss with weight ``aux_weight``, as in PSPNet:
-:func:`course_lib.losses.model_loss`).
+:func:`course_lib.losses.model_loss`). A dict batch may add a per-pixel ``"weight"`` map
+(U-Net's border weights): its loss is then :func:`pixel_weighted_cross_entropy`.
 
 The modules, one concern each:
 
@@ -35,7 +36,7 @@ The modules, one concern each:
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate, predict
 from .history import History
-from .loop import fit
+from .loop import fit, pixel_weighted_cross_entropy
 from .schedule import PolyLR
 from .step import optimizer_step
 
@@ -43,6 +44,7 @@ __all__ = [
     "History",
     "PolyLR",
     "fit",
+    "pixel_weighted_cross_entropy",
     "evaluate",
     "predict",
     "optimizer_step",

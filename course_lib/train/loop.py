@@ -6,6 +6,10 @@ the run (optimizer, schedule, scaler), :func:`_resume` restores an interrupted o
 appends to the :class:`~course_lib.train.history.History`, writes the checkpoint and calls
 the monitor. Everything a resume needs is in :class:`_Progress`, and all of it goes into
 every checkpoint.
+
+A dict batch may carry a per-pixel ``"weight"`` map ``[N, H, W]`` (U-Net's border weights,
+notebook 08): that batch is then trained with :func:`pixel_weighted_cross_entropy`. Batches
+without one take exactly the unweighted path.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import RandomSampler
@@ -28,9 +34,10 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from course_lib import config
+from course_lib.config import IGNORE_INDEX
 from course_lib.losses import AUX_WEIGHT, LossFn, cross_entropy, model_loss, split_output
 
-from .batches import split_batch, to_device
+from .batches import plain, split_batch, to_device
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import (
     DistState,
@@ -91,10 +98,15 @@ def fit(
     Args:
         model: returns logits [N, K, H, W] or a dict with ``"out"`` (and ``"aux"``).
         train_loader: yields ``(image, mask)`` or ``{"image", "mask"}`` batches; must not
-            be empty. A shuffling DataLoader is re-seeded every epoch (seed drawn once from
-            the global torch generator, so :func:`config.seed_everything` fixes it).
+            be empty. A dict batch may also carry ``"weight"``, a float map of the mask's
+            shape ``[N, H, W]`` (>= 0): that batch's loss is then the pixel-weighted
+            cross-entropy ``sum(w * CE) / sum(w)`` (U-Net's Eq. 1; ignored pixels weigh 0;
+            an auxiliary head gets the same weights; ``[N, 1, H, W]`` is squeezed like a mask).
+            A shuffling DataLoader is re-seeded every epoch (seed drawn once from the global
+            torch generator, so :func:`config.seed_everything` fixes it).
         val_loader: optional; gives ``val_loss``, ``val_miou``, ``val_pixel_accuracy``.
-        loss_fn: ``loss_fn(logits, mask)``; default cross-entropy ignoring 255.
+        loss_fn: ``loss_fn(logits, mask)``; default cross-entropy ignoring 255. Weighted
+            batches need the default (a weight map weights the cross-entropy).
         optimizer: default ``AdamW(lr=profile.lr, weight_decay=1e-4)``.
         epochs: passes over the data (default: the profile's ``epochs``).
         steps: alternatively, the number of optimizer steps (the last epoch may be partial).
@@ -120,8 +132,9 @@ def fit(
 
     Raises:
         ValueError: an empty train or validation loader (before any training), both or
-            neither of ``epochs``/``steps`` invalid, a bad batch, a batch of one image that
-            is not the last of the epoch and that BatchNorm cannot train on.
+            neither of ``epochs``/``steps`` invalid, a bad batch (or ``"weight"`` map: shape,
+            dtype, negative or non-finite values; or given with a ``loss_fn``), a batch of one
+            image that is not the last of the epoch and that BatchNorm cannot train on.
         FloatingPointError: NaN/inf in an input batch (before the forward pass, so
             BatchNorm's statistics stay finite), or a NaN/infinite loss (names epoch, step).
     """
@@ -314,6 +327,48 @@ def _forward(run: _Run, image: torch.Tensor, epoch: int, step_in_epoch: int,
     return None
 
 
+def pixel_weighted_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, pixel_weight: torch.Tensor,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """``sum_x w(x) CE(x) / sum_x w(x)`` over the pixels whose target is not ``ignore_index``
+    (U-Net, Ronneberger et al. 2015, Eq. 1, normalised by the total weight so that the scale
+    of the loss does not depend on the map's). ``w = 1`` gives the plain mean cross-entropy;
+    all weights zero give 0 (with a graph). ``logits`` [N, K, H, W] (or a volume),
+    ``target`` and ``pixel_weight`` of shape [N, H, W] (checked by :func:`_pixel_weight`)."""
+    k = logits.shape[1]
+    valid = target != ignore_index
+    if bool(((target < 0) | (target >= k))[valid].any()):
+        found = torch.unique(target[valid & ((target < 0) | (target >= k))])[:10].tolist()
+        raise ValueError(f"target holds class index(es) {found} outside [0, {k}) that are not "
+                         f"ignore_index={ignore_index}")
+    per_pixel = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
+    weight = pixel_weight.to(per_pixel.dtype) * valid
+    total = weight.sum()
+    if not bool(total > 0):
+        return logits.sum() * 0.0
+    return (per_pixel * weight).sum() / total
+
+
+def _pixel_weight(batch: Any, mask: torch.Tensor, device: torch.device,
+                  where: str) -> torch.Tensor | None:
+    """The batch's ``"weight"`` map on ``device`` (None when it has none), checked."""
+    if not isinstance(batch, Mapping) or "weight" not in batch:
+        return None
+    weight = plain(batch["weight"]).to(device)
+    if weight.dim() == mask.dim() + 1 and weight.shape[1] == 1:  # [N, 1, H, W] like a mask
+        weight = weight[:, 0]
+    if weight.shape != mask.shape:
+        raise ValueError(f"{where}: the batch's 'weight' map has shape {tuple(weight.shape)}, "
+                         f"expected the mask's shape {tuple(mask.shape)} (one weight per pixel)")
+    if not weight.is_floating_point():
+        raise ValueError(f"{where}: the 'weight' map must be a float tensor, got {weight.dtype}")
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()):
+        raise ValueError(f"{where}: the 'weight' map must be finite and >= 0, got values in "
+                         f"[{float(weight.min())}, {float(weight.max())}]")
+    return weight
+
+
 def _train_epoch(
     run: _Run, train_loader: Iterable, done: _Progress, epoch: int, bar: tqdm,
     postfix: dict[str, Any],
@@ -324,6 +379,12 @@ def _train_epoch(
     seen = 0
     for step_in_epoch, batch in enumerate(train_loader, start=1):
         image, mask = to_device(*split_batch(batch), run.device)
+        where = f"at epoch {epoch + 1}, step {step_in_epoch}"
+        weight = _pixel_weight(batch, mask, run.device, where)
+        if weight is not None and run.loss_fn is not cross_entropy:
+            raise ValueError(f"{where}: the batch carries a 'weight' map, which fit applies to "
+                             f"its default cross-entropy; leave loss_fn unset "
+                             f"(got {run.loss_fn!r})")
         if image.is_floating_point() and not bool(torch.isfinite(image).all()):
             raise FloatingPointError(
                 f"at epoch {epoch + 1}, step {step_in_epoch} (global step {done.step + 1}) "
@@ -334,7 +395,9 @@ def _train_epoch(
         out = _forward(run, image, epoch, step_in_epoch, len(train_loader))  # type: ignore[arg-type]
         if out is None:  # a last batch of one that BatchNorm cannot train on: skipped
             continue
-        loss = model_loss(out, mask, run.loss_fn, run.aux_weight)
+        loss_fn = run.loss_fn if weight is None else partial(
+            pixel_weighted_cross_entropy, pixel_weight=weight)
+        loss = model_loss(out, mask, loss_fn, run.aux_weight)
         if done.num_classes is None:  # read K from the model's output
             done.num_classes = int(split_output(out)[0].shape[1])
         value = float(loss.detach())

@@ -87,7 +87,8 @@ class Profile:
     medical_size: int = 64  # side of the microscopy-variant images
     medical_train: int = 10  # training images of the few-images U-Net lessons
     medical_steps: int = 200  # optimiser steps of each 2D U-Net run
-    volume_size: int = 24  # side of the 3D volumes (variant "volume"; a multiple of 8)
+    volume_size: int = 16  # side of the 3D volumes (variant "volume"; a multiple of 8; 16 leaves
+    # room for V-Net beside the three 3D U-Net runs in `standard`)
     volume_train: int = 16  # training volumes
     volume_steps: int = 150  # optimiser steps of each 3D run
     # Notebook 11 (DeepLab): epochs of each of its six from-scratch trainings.

@@ -44,7 +44,7 @@ from scipy import ndimage
 from course_lib import config
 from course_lib.classic.pixels import otsu_threshold
 from course_lib.data.readers import EMStack
-from course_lib.losses import unet_weight_map
+from course_lib.losses import pixel_weighted_cross_entropy, unet_weight_map
 from course_lib.metrics.confusion import confusion_matrix
 from course_lib.metrics.scores import pixel_accuracy, precision_recall_f1
 from course_lib.models.unet import UNet
@@ -242,8 +242,8 @@ def train_recipe(recipe: Recipe, images: torch.Tensor, membranes: torch.Tensor,
         for group in optimizer.param_groups:  # done: the time or the steps, whichever is ahead
             group["lr"] = scheduled_lr(recipe, max(trained / budget_s, steps / limit))
         with config.autocast(device):
-            pixel_loss = F.cross_entropy(model(x).float(), y, reduction="none")
-        loss = (pixel_loss * w).sum() / w.sum()
+            logits = model(x).float()
+        loss = pixel_weighted_cross_entropy(logits, y, w)
         optimizer_step(loss, optimizer, scaler)
         steps += 1
         trained += time.perf_counter() - start

@@ -39,6 +39,7 @@ __all__ = [
     "build_loss",
     "cross_entropy",
     "model_loss",
+    "pixel_weighted_cross_entropy",
     "split_output",
 ]
 
@@ -129,6 +130,26 @@ def cross_entropy(
     return F.cross_entropy(
         logits, target, weight=weight, ignore_index=torch_ignore, label_smoothing=label_smoothing
     )
+
+
+def pixel_weighted_cross_entropy(
+    logits: Tensor, target: Tensor, pixel_weight: Tensor,
+    ignore_index: int | None = IGNORE_INDEX,
+) -> Tensor:
+    """``sum_x w(x) CE(x) / sum_x w(x)`` over the pixels whose target is not ``ignore_index``
+    (U-Net, Ronneberger et al. 2015, Eq. 1, normalised by the total weight so that the scale
+    of the loss does not depend on the map's; :func:`unet_weight_map` makes ``w``). ``w = 1``
+    gives the plain mean cross-entropy; all weights zero give 0 (with a graph). ``logits``
+    ``[N, K, ...]``, ``target`` and ``pixel_weight`` ``[N, ...]`` (``train.fit`` checks the
+    map's shape, dtype and values before a step)."""
+    _check(logits, target, ignore_index)
+    torch_ignore = -100 if ignore_index is None else ignore_index  # torch's "ignore nothing"
+    per_pixel = F.cross_entropy(logits, target, ignore_index=torch_ignore, reduction="none")
+    weight = pixel_weight.to(per_pixel.dtype) * (target != torch_ignore)
+    total = weight.sum()
+    if not bool(total > 0):
+        return _zero(logits)
+    return (per_pixel * weight).sum() / total
 
 
 def split_output(out: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:

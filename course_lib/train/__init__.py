@@ -33,10 +33,12 @@ The modules, one concern each:
   :mod:`~course_lib.train.batches` - the record, the poly schedule, batches to tensors.
 """
 
+from course_lib.losses import pixel_weighted_cross_entropy
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate, predict
 from .history import History
-from .loop import fit, pixel_weighted_cross_entropy
+from .loop import fit
 from .schedule import PolyLR
 from .step import optimizer_step
 

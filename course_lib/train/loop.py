@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import RandomSampler
@@ -34,8 +33,14 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from course_lib import config
-from course_lib.config import IGNORE_INDEX
-from course_lib.losses import AUX_WEIGHT, LossFn, cross_entropy, model_loss, split_output
+from course_lib.losses import (
+    AUX_WEIGHT,
+    LossFn,
+    cross_entropy,
+    model_loss,
+    pixel_weighted_cross_entropy,
+    split_output,
+)
 
 from .batches import plain, split_batch, to_device
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -325,29 +330,6 @@ def _forward(run: _Run, image: torch.Tensor, epoch: int, step_in_epoch: int,
         "data set size that leaves no single image over) to silence this", stacklevel=5,
     )
     return None
-
-
-def pixel_weighted_cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, pixel_weight: torch.Tensor,
-    ignore_index: int = IGNORE_INDEX,
-) -> torch.Tensor:
-    """``sum_x w(x) CE(x) / sum_x w(x)`` over the pixels whose target is not ``ignore_index``
-    (U-Net, Ronneberger et al. 2015, Eq. 1, normalised by the total weight so that the scale
-    of the loss does not depend on the map's). ``w = 1`` gives the plain mean cross-entropy;
-    all weights zero give 0 (with a graph). ``logits`` [N, K, H, W] (or a volume),
-    ``target`` and ``pixel_weight`` of shape [N, H, W] (checked by :func:`_pixel_weight`)."""
-    k = logits.shape[1]
-    valid = target != ignore_index
-    if bool(((target < 0) | (target >= k))[valid].any()):
-        found = torch.unique(target[valid & ((target < 0) | (target >= k))])[:10].tolist()
-        raise ValueError(f"target holds class index(es) {found} outside [0, {k}) that are not "
-                         f"ignore_index={ignore_index}")
-    per_pixel = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
-    weight = pixel_weight.to(per_pixel.dtype) * valid
-    total = weight.sum()
-    if not bool(total > 0):
-        return logits.sum() * 0.0
-    return (per_pixel * weight).sum() / total
 
 
 def _pixel_weight(batch: Any, mask: torch.Tensor, device: torch.device,

@@ -180,3 +180,37 @@ def test_ignore_index_255_refused_when_255_is_a_class(name: str) -> None:
     with pytest.raises(ValueError, match=r"num_classes=256.*ignore_index=255"):
         L.build_loss(name)(logits, target)
     assert torch.isfinite(L.build_loss(name, ignore_index=None)(logits, target.clamp_max(255)))
+
+
+# ------------------------------------------------------------------ the rare-class recipe
+def test_balanced_loss_is_median_frequency_ce_plus_dice_by_hand() -> None:
+    # shares: class 0 6/10, class 1 3/10, class 2 1/10 (255 left out): median 3/10
+    mask = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 255]])
+    loss = L.balanced_loss([mask], num_classes=3)
+    assert loss.ce.weight.tolist() == pytest.approx([0.5, 1.0, 3.0])  # median / share, power 1
+    logits = torch.randn(2, 3, 4, 5)
+    target = torch.randint(0, 3, (2, 4, 5))
+    target[0, 0, 0] = 255
+    expected = F.cross_entropy(logits, target, weight=torch.tensor([0.5, 1.0, 3.0]),
+                               ignore_index=255) + L.DiceLoss()(logits, target)
+    assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
+    half = L.balanced_loss(mask, num_classes=3, power=0.5, dice_weight=0.0)  # a tensor works too
+    assert half.ce.weight.tolist() == pytest.approx([0.5**0.5, 1.0, 3.0**0.5])
+    assert half(logits, target).item() == pytest.approx(
+        F.cross_entropy(logits, target, weight=half.ce.weight, ignore_index=255).item(), rel=1e-5)
+
+
+def test_balanced_loss_pulls_harder_on_a_rare_class_than_plain_ce() -> None:
+    """One pixel of a rare class among 99 of a common one, all predicted alike: plain CE moves
+    each pixel's logits equally, the balanced loss the rare pixel's far more."""
+    target = torch.zeros(1, 10, 10, dtype=torch.long)
+    target[0, 0, 0] = 1
+    plain_ratio, balanced_ratio = [], []
+    for loss_fn, ratios in ((L.CrossEntropyLoss(), plain_ratio),
+                            (L.balanced_loss(target, num_classes=2), balanced_ratio)):
+        logits = torch.zeros(1, 2, 10, 10, requires_grad=True)
+        loss_fn(logits, target).backward()
+        grad = logits.grad.norm(dim=1)[0]
+        ratios.append((grad[0, 0] / grad[5, 5]).item())
+    assert plain_ratio[0] == pytest.approx(1.0)
+    assert balanced_ratio[0] > 20

@@ -453,3 +453,51 @@ def test_extra_supervision_adds_every_scales_loss() -> None:
     expected = F.cross_entropy(parts["out"], masks) + sum(
         F.cross_entropy(parts["scores"][:, s], masks) for s in range(len(model.scales)))
     assert torch.allclose(extra_supervision_loss(parts, masks, F.cross_entropy), expected)
+
+
+# ------------------------------------------ attention to scale: the shared network's field
+def _field_extent(shared: nn.Module, size: int, samples: int = 8) -> tuple[int, int]:
+    """Rows and columns of the input that move the centre output pixel of ``shared`` (scores),
+    over ``samples`` random images (max-pooling passes a gradient to one pixel per window)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(samples, 3, size, size, generator=generator, requires_grad=True)
+    scores = shared.eval()(x)[1]
+    centre = scores.shape[-1] // 2
+    (grad,) = torch.autograd.grad(scores[:, :, centre, centre].sum(), x)
+    rows, cols = (grad.abs().sum((0, 1)) > 0).nonzero(as_tuple=True)
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+@pytest.mark.parametrize(("trunk", "size", "field"), [("smallfov", 64, 18),
+                                                      ("largefov", 256, 134)])
+def test_shared_receptive_field_is_what_the_gradient_reaches(trunk: str, size: int,
+                                                             field: int) -> None:
+    from course_lib.models.attention.scales import shared_receptive_field
+
+    torch.manual_seed(0)
+    model = ScaleAttention(num_classes=3, width=4, fc_channels=8, attention_channels=8,
+                           trunk=trunk)
+    assert shared_receptive_field(model.shared) == field
+    assert _field_extent(model.shared, size) == (field, field)
+
+
+def test_small_field_trunk_sizes_and_refusals() -> None:
+    from course_lib.models.attention.scales import SmallFOV, shared_receptive_field
+
+    with torch.device("meta"):
+        full = ScaleAttention(full=True, trunk="smallfov")
+    assert isinstance(full.shared, SmallFOV)
+    assert shared_receptive_field(full.shared) == 24  # VGG16's two convolutions per stage
+    torch.manual_seed(0)
+    model = ScaleAttention(num_classes=3, width=4, fc_channels=8, attention_channels=8,
+                           scales=(1.0, 0.5), trunk="smallfov").eval()
+    x = torch.rand(2, 3, 48, 40)
+    with torch.no_grad():
+        parts = model.parts(x)
+        assert model.shared(x)[1].shape[-2:] == (12, 10)  # stride 4
+    assert parts["weights"].shape == (2, 2, 48, 40)
+    assert torch.allclose(parts["weights"].sum(1), torch.ones(2, 48, 40), atol=1e-5)
+    with pytest.raises(ValueError, match="trunk"):
+        ScaleAttention(trunk="tiny")
+    with pytest.raises(ValueError, match="no convolution"):
+        shared_receptive_field(nn.Identity())

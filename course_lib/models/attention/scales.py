@@ -9,6 +9,12 @@ segmentation loss alone: no one tells the model which scale suits which pixel. T
 Fig. 5 shows what they learn: the coarse scale for large objects, the fine one for small
 objects and details.
 
+Why the paper's large objects take the coarse scale: at scale 1 a large object is bigger than
+what one output pixel of the network sees (its receptive field), at scale 0.5 it fits.
+``trunk="smallfov"`` builds a shared network that sees little on purpose (:class:`SmallFOV`,
+18 px at scale 1 small, 24 px full), so that this argument can be tested on small images;
+``trunk="largefov"`` (the default, the paper's) sees more than a whole 96-pixel image.
+
 Deviations: small by default (a ``vgg_tiny`` trunk of width 16, 64-channel fc6/fc7 with rate
 2, a 32-channel attention layer; ``full=True`` is the paper's VGG16 LargeFOV with 1024
 channels, rate 12 and a 512-channel attention layer). The paper's "extra supervision" (a loss
@@ -25,10 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...receptive_field import dilated_receptive_field
 from .. import register_model
 from ..backbones import build_backbone
 from ..blocks import ConvBNReLU, check_channels, resize_to
 from ..contract import SizeTable
+
+TRUNKS = ("largefov", "smallfov")
 
 PAPER_SCALES = (1.0, 0.75, 0.5)
 
@@ -68,6 +77,53 @@ class LargeFOV(nn.Module):
         return features, self.fc8(features)
 
 
+class SmallFOV(nn.Module):
+    """A shared network with a small receptive field: VGG's first two stages → fc6 → fc7 → fc8.
+
+    Not in the paper: the first two VGG stages (pool2, stride 4), a 3x3 fc6 without dilation,
+    a 1x1 fc7 and fc8. Its receptive field (:func:`shared_receptive_field`) is 18 px with
+    ``vgg_tiny`` and 24 px with VGG16's stages (two convolutions each) — smaller than the
+    large objects of a 96-pixel shapes-world scene, where the class is in the shape only, so
+    at scale 1 the inside of a large object is texture without an outline; at scale 0.5 the
+    same network sees twice as far. ``forward`` returns ``(fc7 features, class scores)``, both
+    at stride 4.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, sizes: ScaleAttentionSizes,
+                 full: bool) -> None:
+        super().__init__()
+        norm = None if full else "bn"
+        vgg = build_backbone(sizes.backbone, in_channels, sizes.width, 8, full=full)
+        self.stages = nn.Sequential(vgg.stage1, vgg.stage2)  # pool2: stride 4
+        self.fc6 = nn.Sequential(ConvBNReLU(vgg.channels["c2"], sizes.fc_channels, 3,
+                                            norm=norm), nn.Dropout2d(0.5))
+        self.fc7 = nn.Sequential(ConvBNReLU(sizes.fc_channels, sizes.fc_channels, 1, norm=norm),
+                                 nn.Dropout2d(0.5))
+        self.fc8 = nn.Conv2d(sizes.fc_channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.fc7(self.fc6(self.stages(x)))
+        return features, self.fc8(features)
+
+
+def shared_receptive_field(shared: nn.Module) -> int:
+    """Receptive field, in input pixels, of one output pixel of a shared network.
+
+    Walks the convolutions and max-poolings of ``shared`` in the order they were registered
+    (the order ``forward`` applies them in :class:`LargeFOV` and :class:`SmallFOV`) and
+    applies :func:`course_lib.receptive_field.dilated_receptive_field`.
+    """
+    layers = []
+    for module in shared.modules():
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
+            k, s, d = (v if isinstance(v, int) else v[0]
+                       for v in (module.kernel_size, module.stride, module.dilation))
+            layers.append((k, s, d))
+    if not layers:
+        raise ValueError(f"shared_receptive_field: {type(shared).__name__} has no convolution")
+    return dilated_receptive_field(layers)
+
+
 @register_model("scale_attention", family="attention", paper="Chen et al., CVPR 2016",
                 year=2016, test_kwargs={"width": 4, "fc_channels": 32, "attention_channels": 8},
                 full_params=34_654_031)
@@ -82,15 +138,20 @@ class ScaleAttention(nn.Module):
         width: the trunk's base width (16; 64 full). fc_channels: fc6/fc7 width (64; 1024
             full). rate: fc6's dilation (2; 12 full). attention_channels: the attention
             model's hidden layer (32; 512 full). scales: input scales, the first the finest
-            (the paper's best: 1, 0.75, 0.5). full: the paper's VGG16 LargeFOV.
+            (the paper's best: 1, 0.75, 0.5). trunk: the shared network, ``"largefov"``
+            (the paper's :class:`LargeFOV`) or ``"smallfov"`` (:class:`SmallFOV`, a small
+            receptive field; ``rate`` unused). full: the paper's VGG16 LargeFOV.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 12, width: int | None = None,
                  fc_channels: int | None = None, rate: int | None = None,
                  attention_channels: int | None = None,
-                 scales: Sequence[float] = PAPER_SCALES, full: bool = False) -> None:
+                 scales: Sequence[float] = PAPER_SCALES, trunk: str = "largefov",
+                 full: bool = False) -> None:
         super().__init__()
         check_channels("ScaleAttention", in_channels, num_classes)
+        if trunk not in TRUNKS:
+            raise ValueError(f"ScaleAttention: trunk must be one of {TRUNKS}, got {trunk!r}")
         if len(scales) < 2 or min(scales) <= 0:
             raise ValueError(f"ScaleAttention: scales must be at least two positive factors, "
                              f"got {tuple(scales)}")
@@ -98,7 +159,8 @@ class ScaleAttention(nn.Module):
                                     fc_channels=fc_channels, rate=rate,
                                     attention_channels=attention_channels)
         self.scales = tuple(float(s) for s in scales)
-        self.shared = LargeFOV(in_channels, num_classes, sizes, full)
+        shared = LargeFOV if trunk == "largefov" else SmallFOV
+        self.shared = shared(in_channels, num_classes, sizes, full)
         self.attention = nn.Sequential(  # the attention model: 3x3 conv + ReLU, 1x1 to S
             nn.Conv2d(len(self.scales) * sizes.fc_channels, sizes.attention_channels, 3,
                       padding=1),
@@ -157,5 +219,5 @@ def extra_supervision_loss(parts: dict[str, torch.Tensor], target: torch.Tensor,
                                                  for s in range(scores.shape[1]))
 
 
-__all__ = ["LargeFOV", "PAPER_SCALES", "SCALE_SIZES", "ScaleAttention", "ScaleAttentionSizes",
-           "extra_supervision_loss"]
+__all__ = ["LargeFOV", "PAPER_SCALES", "SCALE_SIZES", "TRUNKS", "ScaleAttention",
+           "ScaleAttentionSizes", "SmallFOV", "extra_supervision_loss", "shared_receptive_field"]

@@ -93,6 +93,9 @@ class Profile:
     volume_steps: int = 150  # optimiser steps of each 3D run
     # Notebook 11 (DeepLab): epochs of each of its six from-scratch trainings.
     deeplab_epochs: int = 4
+    # Notebook 03: epochs of its two segmentation trainings (encoder-decoder and U-Net, the
+    # same budget, on half-size scenes)
+    encoder_decoder_epochs: int = 15
     # Notebook 07 (DeconvNet, SegNet, LinkNet, HRNet): epochs of each training, same budget
     # (standard: 3 on the 512 images, for four trainings in the 3-minute budget).
     encdec_epochs: int = 3
@@ -218,7 +221,7 @@ PROFILES: dict[str, Profile] = {
         seq_steps=120, gan_epochs=4, demo_steps=240, fcn_epochs=1, fcn_finetune_epochs=1,
         context_size=64, context_train=32,
         medical_size=48, medical_train=6, medical_steps=15, volume_size=16, volume_train=4,
-        volume_steps=10, deeplab_epochs=1, encdec_epochs=1,
+        volume_steps=10, deeplab_epochs=1, encdec_epochs=1, encoder_decoder_epochs=2,
         multiscale_epochs=2, multiscale_context_epochs=1,  # notebook 09
         multiscale_context_size=64, multiscale_context_train=32, multiscale_norm_epochs=1,
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
@@ -254,6 +257,7 @@ PROFILES: dict[str, Profile] = {
         camvid_height=240, camvid_epochs=100, camvid_width=16, em_steps=10**6,  # notebook 17
         em_seconds=240.0,  # notebook 17: 4 minutes of training, however many steps
         deeplab_epochs=30, encdec_epochs=30, multiscale_epochs=30, multiscale_context_epochs=15,
+        encoder_decoder_epochs=60,  # notebook 03
         multiscale_context_size=320, multiscale_context_train=1024,  # notebook 09
         multiscale_norm_epochs=15,  # notebook 09
         seq_len=100, seq_steps=1000, gan_epochs=50, demo_steps=3000,

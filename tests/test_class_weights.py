@@ -21,9 +21,17 @@ def test_weights_against_a_hand_count():
 
 
 def test_even_class_count_takes_the_lower_middle_share_and_absent_classes_are_capped():
-    mask = torch.tensor([0] * 5 + [1] * 3 + [2] * 2)  # class 3 absent: shares .5 .3 .2 0
-    w = median_frequency_weights([mask], 4, power=1.0, min_share=1e-3)
-    assert w.tolist() == pytest.approx([0.2 / 0.5, 0.2 / 0.3, 1.0, 0.2 / 1e-3])
+    mask = torch.tensor([0] * 5 + [1] * 3 + [2] * 1 + [3] * 1)  # shares .5 .3 .1 .1, class 4 absent
+    w = median_frequency_weights([mask], 5, power=1.0, min_share=1e-3)
+    assert w.tolist() == pytest.approx([0.1 / 0.5, 0.1 / 0.3, 1.0, 1.0, 0.1 / 1e-3])
+
+
+def test_the_median_is_over_the_classes_present():
+    # two classes present out of six: over all six shares the median would be 0 (all weights 0)
+    mask = torch.tensor([0] * 3 + [1] * 1)  # shares .75 .25 0 0 0 0: median of the present .25
+    w = median_frequency_weights([mask], 6, power=1.0)
+    assert w[:2].tolist() == pytest.approx([0.25 / 0.75, 1.0])
+    assert (w > 0).all()
 
 
 def test_same_weights_as_the_formula_notebook_05_used():

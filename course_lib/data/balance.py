@@ -56,16 +56,20 @@ def median_frequency_weights(
 
     A class as frequent as the median class weighs 1, a rarer one more. ``power=1`` is Eigen &
     Fergus's weight; the course's default 0.5 (its square root, notebook 05's choice) is a
-    milder balance: a class 100x rarer than the median weighs 10, not 100. The
-    median is ``torch.median``'s: for an even ``K`` the lower of the two middle shares. A class
-    absent from the masks gets the weight of a share of ``min_share``.
+    milder balance: a class 100x rarer than the median weighs 10, not 100. The median is
+    taken over the classes present (a class absent from the masks has no frequency, as in
+    Eigen & Fergus), as ``torch.median`` takes it: for an even count the lower of the two
+    middle shares. Over all ``K`` shares, a world that shows fewer than half of the classes
+    (notebook 13's context world shows 6 of 12) would have a median of 0 and every weight 0.
+    A class absent from the masks gets the weight of a share of ``min_share``.
     """
     if not power >= 0:
         raise ValueError(f"power must be >= 0, got {power}")
     if not 0 < min_share <= 1:
         raise ValueError(f"min_share must be in (0, 1], got {min_share}")
     shares = pixel_shares(masks, num_classes)
-    return (shares.median() / shares.clamp(min=min_share)).pow(power).float()
+    median = shares[shares > 0].median()
+    return (median / shares.clamp(min=min_share)).pow(power).float()
 
 
 def objects_per_image(item: Any, classes: Iterable[int] | None = None) -> int:

@@ -5,7 +5,7 @@ Every tool the course uses to reason about receptive fields, in one place:
 - :func:`conv_output_size` and :func:`receptive_field`: the arithmetic of a convolution
   stack (notebook 01, survey section 2.1);
 - :func:`dilated_receptive_field`: the same with dilation (DeepLab's atrous convolution,
-  notebook 11);
+  notebook 11), and :func:`module_receptive_field`: the same read from a module's layers;
 - :func:`conv_stack`: plain stacks of dilated convolutions with the same parameters whatever
   their rates (the gridding experiment);
 - :func:`effective_receptive_field` and :func:`receptive_field_stats`: the *effective*
@@ -69,6 +69,24 @@ def dilated_receptive_field(layers: Sequence[tuple[int, int, int]]) -> int:
         k, s, d = (int(v) for v in layer)
         checked.append((d * (k - 1) + 1, s))
     return receptive_field(checked)
+
+
+def module_receptive_field(module: nn.Module) -> int:
+    """Theoretical receptive field, in input pixels, of one output pixel of ``module``.
+
+    Walks the convolutions and max-poolings of ``module`` in the order they were registered
+    (the order a plain feed-forward ``forward`` applies them) and applies
+    :func:`dilated_receptive_field`; a module with branches or skips is outside its scope.
+    """
+    layers = []
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+            k, s, d = (v if isinstance(v, int) else v[0]
+                       for v in (layer.kernel_size, layer.stride, layer.dilation))
+            layers.append((k, s, d))
+    if not layers:
+        raise ValueError(f"module_receptive_field: {type(module).__name__} has no convolution")
+    return dilated_receptive_field(layers)
 
 
 def conv_stack(

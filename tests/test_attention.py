@@ -470,24 +470,25 @@ def _field_extent(shared: nn.Module, size: int, samples: int = 8) -> tuple[int, 
 
 @pytest.mark.parametrize(("trunk", "size", "field"), [("smallfov", 64, 18),
                                                       ("largefov", 256, 134)])
-def test_shared_receptive_field_is_what_the_gradient_reaches(trunk: str, size: int,
+def test_module_receptive_field_is_what_the_gradient_reaches(trunk: str, size: int,
                                                              field: int) -> None:
-    from course_lib.models.attention.scales import shared_receptive_field
+    from course_lib.receptive_field import module_receptive_field
 
     torch.manual_seed(0)
     model = ScaleAttention(num_classes=3, width=4, fc_channels=8, attention_channels=8,
                            trunk=trunk)
-    assert shared_receptive_field(model.shared) == field
+    assert module_receptive_field(model.shared) == field
     assert _field_extent(model.shared, size) == (field, field)
 
 
 def test_small_field_trunk_sizes_and_refusals() -> None:
-    from course_lib.models.attention.scales import SmallFOV, shared_receptive_field
+    from course_lib.models.attention.scales import SmallFOV
+    from course_lib.receptive_field import module_receptive_field
 
     with torch.device("meta"):
         full = ScaleAttention(full=True, trunk="smallfov")
     assert isinstance(full.shared, SmallFOV)
-    assert shared_receptive_field(full.shared) == 24  # VGG16's two convolutions per stage
+    assert module_receptive_field(full.shared) == 24  # VGG16's two convolutions per stage
     torch.manual_seed(0)
     model = ScaleAttention(num_classes=3, width=4, fc_channels=8, attention_channels=8,
                            scales=(1.0, 0.5), trunk="smallfov").eval()
@@ -500,4 +501,4 @@ def test_small_field_trunk_sizes_and_refusals() -> None:
     with pytest.raises(ValueError, match="trunk"):
         ScaleAttention(trunk="tiny")
     with pytest.raises(ValueError, match="no convolution"):
-        shared_receptive_field(nn.Identity())
+        module_receptive_field(nn.Identity())

@@ -12,8 +12,8 @@ from torch import nn
 
 from course_lib import viz
 from course_lib.receptive_field import (
-    dilated_receptive_field,
     effective_receptive_field,
+    module_receptive_field,
     receptive_field_stats,
 )
 from course_lib.widgets.base import Explorer
@@ -78,9 +78,7 @@ class ReceptiveFieldExplorer(Explorer):
 
     def theoretical(self, name: str, depth: int | None = None) -> int:
         """The formula's receptive field of the stack's first ``depth`` layers."""
-        convs = [m for m in self._layers(name, depth).modules() if isinstance(m, nn.Conv2d)]
-        return dilated_receptive_field(
-            [(m.kernel_size[0], m.stride[0], m.dilation[0]) for m in convs])
+        return module_receptive_field(self._layers(name, depth))
 
     def stats(self, depth: int | None = None) -> dict[str, dict[str, float]]:
         """Per stack: ``theory`` (formula), ``extent``, ``holes``, ``mass_side`` (measured)."""

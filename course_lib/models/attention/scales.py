@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...receptive_field import dilated_receptive_field
 from .. import register_model
 from ..backbones import build_backbone
 from ..blocks import ConvBNReLU, check_channels, resize_to
@@ -81,7 +80,8 @@ class SmallFOV(nn.Module):
     """A shared network with a small receptive field: VGG's first two stages → fc6 → fc7 → fc8.
 
     Not in the paper: the first two VGG stages (pool2, stride 4), a 3x3 fc6 without dilation,
-    a 1x1 fc7 and fc8. Its receptive field (:func:`shared_receptive_field`) is 18 px with
+    a 1x1 fc7 and fc8. Its receptive field
+    (:func:`course_lib.receptive_field.module_receptive_field`) is 18 px with
     ``vgg_tiny`` and 24 px with VGG16's stages (two convolutions each) — smaller than the
     large objects of a 96-pixel shapes-world scene, where the class is in the shape only, so
     at scale 1 the inside of a large object is texture without an outline; at scale 0.5 the
@@ -104,24 +104,6 @@ class SmallFOV(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.fc7(self.fc6(self.stages(x)))
         return features, self.fc8(features)
-
-
-def shared_receptive_field(shared: nn.Module) -> int:
-    """Receptive field, in input pixels, of one output pixel of a shared network.
-
-    Walks the convolutions and max-poolings of ``shared`` in the order they were registered
-    (the order ``forward`` applies them in :class:`LargeFOV` and :class:`SmallFOV`) and
-    applies :func:`course_lib.receptive_field.dilated_receptive_field`.
-    """
-    layers = []
-    for module in shared.modules():
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-            k, s, d = (v if isinstance(v, int) else v[0]
-                       for v in (module.kernel_size, module.stride, module.dilation))
-            layers.append((k, s, d))
-    if not layers:
-        raise ValueError(f"shared_receptive_field: {type(shared).__name__} has no convolution")
-    return dilated_receptive_field(layers)
 
 
 @register_model("scale_attention", family="attention", paper="Chen et al., CVPR 2016",
@@ -220,4 +202,4 @@ def extra_supervision_loss(parts: dict[str, torch.Tensor], target: torch.Tensor,
 
 
 __all__ = ["LargeFOV", "PAPER_SCALES", "SCALE_SIZES", "TRUNKS", "ScaleAttention",
-           "ScaleAttentionSizes", "SmallFOV", "extra_supervision_loss", "shared_receptive_field"]
+           "ScaleAttentionSizes", "SmallFOV", "extra_supervision_loss"]

@@ -332,3 +332,17 @@ def test_ignore_index_255_refused_when_255_is_a_class() -> None:
         M.per_image_miou(pred, target, 256)
     cm = M.confusion_matrix(pred, target, 256, ignore_index=None)  # every label a class
     assert int(cm[255, 255]) == 1 and int(cm.sum()) == 3
+
+
+def test_group_iou_means_each_group_skipping_absent_classes() -> None:
+    from course_lib.data.synthetic import CLASS_GROUPS, NUM_CLASSES
+
+    iou = torch.full((NUM_CLASSES,), math.nan, dtype=torch.float64)
+    iou[[0, 1]] = torch.tensor([0.9, 0.7], dtype=torch.float64)  # stuff 2 and 3 absent
+    iou[[4, 5, 11]] = torch.tensor([0.3, 0.0, 0.6], dtype=torch.float64)
+    scores = M.group_iou(iou, CLASS_GROUPS)
+    assert scores == pytest.approx({"stuff": 0.8, "things": 0.3})
+    with pytest.raises(ValueError, match="labels in"):
+        M.group_iou(iou, {"bad": (4, NUM_CLASSES)})
+    with pytest.raises(ValueError, match="one value per class"):
+        M.group_iou(iou[None], CLASS_GROUPS)

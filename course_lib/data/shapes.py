@@ -19,6 +19,7 @@ __all__ = [
     "STUFF_CLASSES",
     "THING_CLASSES",
     "THIN_CLASSES",
+    "CLASS_GROUPS",
     "CONTEXT_PAIR",
     "PALETTE",
     "VOID_COLOUR",
@@ -32,6 +33,8 @@ NUM_CLASSES = len(CLASS_NAMES)
 STUFF_CLASSES: tuple[int, ...] = (0, 1, 2, 3)
 THING_CLASSES: tuple[int, ...] = tuple(range(4, NUM_CLASSES))
 THIN_CLASSES: tuple[int, ...] = (8, 9)  # ring, wire
+#: The two kinds of class, for per-group scores (``metrics.group_iou``): regions and objects.
+CLASS_GROUPS: dict[str, tuple[int, ...]] = {"stuff": STUFF_CLASSES, "things": THING_CLASSES}
 CONTEXT_PAIR: tuple[int, int] = (10, 11)  # car (only on road), boat (only on water)
 
 #: Display colour of each class (uint8 RGB); the void label 255 is drawn separately.

@@ -53,6 +53,7 @@ from .objects import instance_iou, iou_by_object_size, objects_separated
 from .scores import (
     dice_per_class,
     frequency_weighted_iou,
+    group_iou,
     iou_per_class,
     mean_iou,
     mean_pixel_accuracy,
@@ -69,6 +70,7 @@ __all__ = [
     "confusion_matrix",
     "dice_per_class",
     "frequency_weighted_iou",
+    "group_iou",
     "instance_iou",
     "iou_by_object_size",
     "objects_separated",

@@ -4,6 +4,7 @@ conventions), the per-image mIoU, and how a model labels a pair of look-alike cl
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -61,6 +62,25 @@ def iou_per_class(cm: Tensor) -> Tensor:
 def mean_iou(cm: Tensor) -> float:
     """mIoU: mean of :func:`iou_per_class` over the classes present (NaN entries skipped)."""
     return as_float(torch.nanmean(iou_per_class(cm)))
+
+
+def group_iou(iou: Tensor, groups: Mapping[str, Sequence[int]]) -> dict[str, float]:
+    """Mean IoU of each group of classes (NaN entries skipped), e.g. stuff vs things:
+    ``group_iou(met["iou"], CLASS_GROUPS)`` gives ``{"stuff": ..., "things": ...}``.
+
+    A model can score a high mIoU on the large regions alone; the mean over the object
+    classes says whether it learned the objects (COCO-Stuff and Cityscapes report both).
+    """
+    if iou.dim() != 1:
+        raise ValueError(f"iou must be one value per class [K], got shape {tuple(iou.shape)}")
+    scores = {}
+    for name, classes in groups.items():
+        index = list(classes)
+        if not index or min(index) < 0 or max(index) >= iou.numel():
+            raise ValueError(f"group {name!r} names classes {index}, expected a non-empty "
+                             f"list of labels in [0, {iou.numel()})")
+        scores[name] = as_float(torch.nanmean(iou[index]))
+    return scores
 
 
 def frequency_weighted_iou(cm: Tensor) -> float:

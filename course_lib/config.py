@@ -171,7 +171,7 @@ class Profile:
     adversarial_steps: int = 120  # optimiser steps of each of the four trainings
     # pre-training (course_lib.pretrain): the backbones' "ImageNet" — scenes of a world of
     # their own, objects classified at their centres and the classes of each scene named
-    pretrain_images: int = 2048  # pre-training scenes
+    pretrain_train: int = 2048  # pre-training scenes (named *_train: a smoke run caps it)
     pretrain_size: int = 96  # their side
     pretrain_crop: int = 64  # side of the random window each step trains on
     pretrain_steps: int = 2400  # optimiser steps per backbone
@@ -226,7 +226,7 @@ PROFILES: dict[str, Profile] = {
         multiscale_context_size=64, multiscale_context_train=32, multiscale_norm_epochs=1,
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
         referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
-        pretrain_images=64, pretrain_size=64, pretrain_crop=48, pretrain_steps=20,  # pre-training
+        pretrain_train=64, pretrain_size=64, pretrain_crop=48, pretrain_steps=20,  # pre-training
         pretrain_batch=16,
         attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
         attention_cost_side=9,
@@ -267,7 +267,7 @@ PROFILES: dict[str, Profile] = {
         rnn_size=320, rnn_train=1024, rnn_val=256, rnn_epochs=30,  # notebook 12
         referring_size=256, referring_train=4000, referring_val=500, referring_epochs=30,
         referring_width=32,
-        pretrain_images=20000, pretrain_size=256, pretrain_crop=192, pretrain_steps=6000,
+        pretrain_train=20000, pretrain_size=256, pretrain_crop=192, pretrain_steps=6000,
         pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,

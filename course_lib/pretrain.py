@@ -21,8 +21,8 @@ module does what the papers did, on the course's own data:
 * **the cache** — weights are trained once and kept under ``config.data_dir()/"pretrained"``
   in files named after the encoder's configuration, the pre-training recipe and the seed
   (:func:`cache_path`), written atomically and loaded with ``weights_only=True``. A notebook
-  that finds none trains them on the fly and says so; ``make pretrain`` builds the course's
-  backbones ahead of time.
+  that finds none trains them on the fly and says so; :mod:`course_lib.encoders`
+  (``make data``, ``make pretrain``) builds the course's backbones ahead of time.
 
 Which encoders: the backbones of :func:`course_lib.models.backbones.build_backbone`
 (VGG- and ResNet-style, any output stride: dilation does not change a weight's shape, so a
@@ -40,7 +40,6 @@ Use::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -99,7 +98,7 @@ class Recipe:
     def from_profile(cls, profile: config.Profile | None = None) -> Recipe:
         """The recipe of ``profile`` (default: the active one)."""
         p = profile or config.get_profile()
-        return cls(p.pretrain_images, p.pretrain_size, p.pretrain_crop, p.pretrain_steps,
+        return cls(p.pretrain_train, p.pretrain_size, p.pretrain_crop, p.pretrain_steps,
                    p.pretrain_batch, p.pretrain_lr)
 
     def key(self) -> str:
@@ -487,53 +486,3 @@ def pretrained_backbone(name: str = "vgg_tiny", in_channels: int = 3, width: int
     backbone = build_backbone(name, in_channels, width, output_stride, norm)
     load_pretrained(backbone, seed, recipe, verbose=verbose)
     return backbone
-
-
-# --------------------------------------------------------------------------------------------
-# The course's encoders, built ahead of time: `make pretrain` (python -m course_lib.pretrain)
-# --------------------------------------------------------------------------------------------
-def course_encoders(profile: config.Profile | None = None) -> dict[str, nn.Module]:
-    """The encoders the notebooks start from, at the profile's sizes (what ``make pretrain``
-    builds): the VGG and ResNet backbones of notebooks 05, 09 and 11, LinkNet's ResNet-18 and
-    SegNet's / DeconvNet's VGG16 (notebook 07), and notebook 03's encoder."""
-    from .models import build_model
-
-    p = profile or config.get_profile()
-    width = max(4, p.width // 2)  # the family notebooks train at half the base width
-    return {
-        "vgg_tiny": build_backbone("vgg_tiny", width=width),
-        "resnet_tiny": build_backbone("resnet_tiny", width=width),
-        "resnet18": build_backbone("resnet18", width=max(8, width)),
-        "vgg16": build_backbone("vgg16", width=max(8, width)),
-        "encoder_decoder": build_model("encoder_decoder", width=width).encoder,
-    }
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Pre-train the course's encoders once and "
-                                     "cache their weights (data/pretrained).")
-    parser.add_argument("--profile", default=None, choices=sorted(config.PROFILES),
-                        help="whose sizes and recipe (default: the active profile)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="seeds to pre-train (default: COURSE_SEED)")
-    parser.add_argument("--only", nargs="+", default=None,
-                        help="names of course_encoders() to build (default: all)")
-    args = parser.parse_args(argv)
-    if args.profile is not None:
-        config.set_profile(args.profile)
-    profile = config.get_profile()
-    seeds = args.seeds if args.seeds is not None else [config.course_seed()]
-    # torch 2.14's oneDNN backward can corrupt the heap on tiny CPU convolutions (see
-    # tests/conftest.py); the native kernels are safe
-    torch.backends.mkldnn.enabled = False
-    started = time.perf_counter()
-    for seed in seeds:
-        for name, encoder in course_encoders(profile).items():
-            if args.only is None or name in args.only:
-                load_pretrained(encoder, seed, Recipe.from_profile(profile))
-    print(f"[{profile.name}] pre-trained encoders ready in {time.perf_counter() - started:.0f} s "
-          f"under {cache_dir()}")
-
-
-if __name__ == "__main__":
-    main()

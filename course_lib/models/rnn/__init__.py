@@ -29,6 +29,7 @@ from __future__ import annotations
 from . import lstm2d, referring, renet, reseg
 from .lstm2d import LSTM2d
 from .referring import (
+    NO_WORDS,
     REFERRING_SIZES,
     ReferringSegmenter,
     ReferringSizes,
@@ -36,6 +37,7 @@ from .referring import (
     spatial_map,
     train_referring,
     unit_channels,
+    without_words,
 )
 from .renet import (
     RNN_CELLS,
@@ -50,6 +52,7 @@ from .reseg import CONTEXTS, RESEG_SIZES, ReSeg, ReSegSizes
 __all__ = [
     "CONTEXTS",
     "LSTM2d",
+    "NO_WORDS",
     "REFERRING_SIZES",
     "RESEG_SIZES",
     "RNN_CELLS",
@@ -70,4 +73,5 @@ __all__ = [
     "to_patches",
     "train_referring",
     "unit_channels",
+    "without_words",
 ]

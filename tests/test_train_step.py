@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from course_lib import config
@@ -29,3 +30,35 @@ def test_without_a_schedule_the_learning_rate_stays() -> None:
     optimizer_step(layer(torch.ones(1, 2)).sum(), optimizer,
                    config.grad_scaler(torch.device("cpu")))
     assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+def _clipped_update(scaler: torch.amp.GradScaler) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step (lr 1) with clip_grad_norm=0.5: the weight change and the unclipped
+    gradients (whose norm is far above 0.5)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    params = list(layer.parameters())
+    before = [p.detach().clone() for p in params]
+    loss = layer(torch.randn(8, 3) * 10).pow(2).sum()
+    grads = torch.autograd.grad(loss, params, retain_graph=True)
+    optimizer = torch.optim.SGD(params, lr=1.0)
+    optimizer_step(loss, optimizer, scaler, clip_grad_norm=0.5)
+    change = torch.cat([(b - p.detach()).flatten() for b, p in zip(before, params, strict=True)])
+    return change, torch.cat([g.flatten() for g in grads])
+
+
+def test_clip_grad_norm_rescales_the_gradients_to_the_limit() -> None:
+    change, grad = _clipped_update(config.grad_scaler(torch.device("cpu")))
+    assert grad.norm() > 10
+    torch.testing.assert_close(change, grad * (0.5 / grad.norm()), rtol=1e-4, atol=1e-6)
+    # with a loss scaler (as on CUDA) the limit applies to the un-scaled gradients
+    scaled, _ = _clipped_update(torch.amp.GradScaler("cpu", init_scale=1024.0))
+    torch.testing.assert_close(scaled, change, rtol=1e-4, atol=1e-6)
+
+
+def test_clip_grad_norm_must_be_positive() -> None:
+    layer = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        optimizer_step(layer(torch.ones(1, 2)).sum(), optimizer,
+                       config.grad_scaler(torch.device("cpu")), clip_grad_norm=0.0)

@@ -97,6 +97,7 @@ def fit(
     resume: bool = False,
     monitor: Any = None,
     progress: bool = True,
+    clip_grad_norm: float | None = None,
 ) -> History:
     """Train ``model`` on ``train_loader``; evaluate on ``val_loader`` after every epoch.
 
@@ -127,6 +128,9 @@ def fit(
             optimizer's own lr applies (not the schedule's last lr, e.g. 0), with a warning.
         monitor: any object with ``.update(history)``, called after every epoch.
         progress: show a tqdm progress bar with the loss and the validation mIoU.
+        clip_grad_norm: if given, every step rescales the gradients to a global L2 norm of
+            at most this value (after un-scaling them under AMP; see
+            :func:`~course_lib.train.step.optimizer_step`). Default: no clipping.
 
     Returns:
         The :class:`History` of all epochs (including those before a resume).
@@ -151,6 +155,8 @@ def fit(
         raise ValueError(f"epochs/steps must be >= 1, got epochs={epochs}, steps={steps}")
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be > 0 (or None), got {clip_grad_norm}")
     _loader_length(train_loader, "train_loader")
     if val_loader is not None and hasattr(val_loader, "__len__"):
         _loader_length(val_loader, "val_loader")  # found now, not after a training epoch
@@ -162,7 +168,7 @@ def fit(
             model, train_loader, val_loader, loss_fn, optimizer, epochs=epochs, steps=steps,
             num_classes=num_classes, scheduler=scheduler, device=device, aux_weight=aux_weight,
             checkpoint_path=checkpoint_path, resume=resume, monitor=monitor,
-            progress=progress, ddp=ddp,
+            progress=progress, ddp=ddp, clip_grad_norm=clip_grad_norm,
         )
     finally:
         if ddp.created_group and dist.is_initialized():
@@ -194,6 +200,7 @@ class _Run:
     aux_weight: float
     total_steps: int
     ddp: DistState
+    clip_grad_norm: float | None = None
 
 
 def _fit(
@@ -202,6 +209,7 @@ def _fit(
     steps: int | None, num_classes: int | None, scheduler: str | LRScheduler | None,
     device: torch.device, aux_weight: float, checkpoint_path: str | os.PathLike | None,
     resume: bool, monitor: Any, progress: bool, ddp: DistState,
+    clip_grad_norm: float | None = None,
 ) -> History:
     model.to(device)
     loss_fn = cross_entropy if loss_fn is None else loss_fn
@@ -234,7 +242,7 @@ def _fit(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     run = _Run(model, net, loss_fn, optimizer, sched, scaler, device, aux_weight, total_steps,
-               ddp)
+               ddp, clip_grad_norm)
 
     sampler = getattr(train_loader, "sampler", None)
     user_generator = getattr(sampler, "generator", None)
@@ -389,7 +397,7 @@ def _train_epoch(
                 f"(global step {done.step + 1}): lower the learning rate, check "
                 "the inputs for NaN/inf and the mask values (0..K-1 or 255)"
             )
-        optimizer_step(loss, run.optimizer, run.scaler, run.scheduler)
+        optimizer_step(loss, run.optimizer, run.scaler, run.scheduler, run.clip_grad_norm)
         loss_sum += loss.detach().double() * len(image)
         seen += len(image)
         done.step += 1

@@ -78,8 +78,9 @@ class Profile:
     gan_epochs: int = 15  # passes over the crops when training a GAN
     # Notebooks 00 and 18: a short training run on freshly generated images.
     demo_steps: int = 300  # optimiser steps of the short baseline training demos
-    # Notebook 05: FCN-32s from scratch, then each fine-tuning stage (FCN-16s/8s, ParseNet).
-    fcn_epochs: int = 12  # stage 1: FCN-32s from scratch
+    # Notebook 05: FCN-32s from the pre-trained VGG, then each fine-tuning stage (FCN-16s/8s/4s,
+    # ParseNet); standard: batch profile.batch_size // 2 in the default world.
+    fcn_epochs: int = 4  # stage 1: FCN-32s from the pre-trained VGG (course_lib.pretrain)
     fcn_finetune_epochs: int = 6  # stage 2: each model started from the stage-1 FCN-32s
     context_size: int = 160  # notebook 05: 'context'-variant images (object far from road/water)
     context_train: int = 128  # notebook 05: training images of the context experiment

@@ -13,6 +13,7 @@ from course_lib.models.fcn import (
     GlobalContext,
     bilinear_conv_transpose,
     bilinear_kernel,
+    transfer_weights,
 )
 
 
@@ -74,8 +75,28 @@ def test_skips_follow_the_papers_figure() -> None:
     assert FCN(variant="16s", width=4).final_stride == 16
     assert FCN(variant="32s", width=4).final_stride == 32
     assert FCN(variant="32s", width=4, output_stride=8).final_stride == 8
+    fcn4 = FCN(variant="4s", width=4, fc_channels=16)
+    assert list(fcn4.score_pool) == ["c4", "c3", "c2"] and fcn4.final_stride == 4
     with pytest.raises(ValueError, match="variant"):
-        FCN(variant="4s")
+        FCN(variant="2s")
+
+
+def test_fcn4s_starts_as_the_fcn8s_it_is_built_from() -> None:
+    """The pool2 skip is zero-initialised and its x2 upsampling bilinear: FCN-4s built from
+    FCN-8s's weights labels (nearly) every pixel as FCN-8s does (only the interpolation
+    differs), and the new skip learns."""
+    torch.manual_seed(0)
+    fcn8 = FCN(variant="8s", num_classes=4, width=4, fc_channels=16).eval()
+    fcn4 = FCN(variant="4s", num_classes=4, width=4, fc_channels=16).eval()
+    new = transfer_weights(fcn4, fcn8)
+    assert new == ["score_pool.c2.bias", "score_pool.c2.weight", "upscore.c2.weight"]
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out8, out4 = fcn8(x), fcn4(x)
+    assert out4.shape == out8.shape == (2, 4, 64, 64)
+    assert (out4.argmax(1) == out8.argmax(1)).float().mean() > 0.9
+    fcn4.train()(x).logsumexp(1).mean().backward()
+    assert fcn4.score_pool["c2"].weight.grad.abs().sum() > 0
 
 
 def test_full_fcn8s_has_vgg16_layout() -> None:

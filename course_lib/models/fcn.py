@@ -7,7 +7,9 @@ a *map* of class scores at stride 32, and upsample that map back to the image wi
 transposed convolution initialised to bilinear interpolation. Fig. 3 of the paper adds
 skips: the stride-32 scores are upsampled x2 and added to scores computed from pool4
 (FCN-16s), then x2 again and added to scores from pool3 (FCN-8s) — coarse semantics plus
-fine appearance. Every line of :class:`FCN.forward` is one arrow of that figure.
+fine appearance. Every line of :class:`FCN.forward` is one arrow of that figure. The paper
+stopped there ("diminishing returns" on PASCAL, Sec. 4.2); ``variant="4s"`` fuses one skip
+more, from pool2 (stride 4), for images whose objects are a few pixels wide.
 
 Liu, Rabinovich & Berg, "ParseNet: Looking Wider to See Better", ICLR 2016 workshop
 (Fig. 1): average-pool a feature map over the whole image, L2-normalise the resulting
@@ -19,8 +21,10 @@ placed on fc7.
 Deviations from the papers (stated once, here):
 
 - the backbone is small by default (``vgg_tiny``: one 3x3 conv per VGG stage, width 16,
-  batch-norm) and is trained from scratch; ``full=True`` builds VGG16 with 4096-wide 7x7
-  fc6 / 1x1 fc7 and dropout 0.5 as in the paper (no pretrained weights are downloaded);
+  batch-norm) and starts from random weights: notebooks load the shapes world's
+  pre-training into ``model.backbone`` (:func:`course_lib.pretrain.load_pretrained`, the
+  course's ImageNet); ``full=True`` builds VGG16 with 4096-wide 7x7 fc6 / 1x1 fc7 and
+  dropout 0.5 as in the paper (no ImageNet weights are downloaded);
 - "same" padding everywhere instead of the paper's 100-pixel padding of conv1_1 plus
   cropping at a computed offset: every stride-2 step rounds up, so a map at stride ``s``
   has ``ceil(H / s)`` rows, upsampled maps are cropped at the top-left to the size of the
@@ -44,7 +48,8 @@ from .blocks import check_channels
 from .contract import SizeTable
 from .heads import crop_to
 
-VARIANTS = {"32s": (), "16s": ("c4",), "8s": ("c4", "c3")}  # skips fused, coarse to fine
+# skips fused, coarse to fine; "4s" goes one stage further than the paper (pool2)
+VARIANTS = {"32s": (), "16s": ("c4",), "8s": ("c4", "c3"), "4s": ("c4", "c3", "c2")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +165,7 @@ class FCN(nn.Module):
                               │             └──────(+)─── x2 upsample ◄─────────────┘
                               │                     │   (16s: x16 → out)
                               └───────(+)─── x2 upsample ◄┘
-                                       │ (8s: x8 → out)
+                                       │ (8s: x8 → out; 4s: one more skip, pool2, then x4)
 
     In-network x2 upsamplings are learnable transposed convolutions initialised to bilinear;
     the last upsampling is a fixed bilinear transposed convolution. With ``output_stride``
@@ -171,8 +176,9 @@ class FCN(nn.Module):
         in_channels: image channels. num_classes: ``K``; output logits [N, K, H, W].
         width: backbone base width (16; 64 with ``full``).
         full: the paper's network (VGG16 without batch-norm, 4096-wide fc layers).
-        variant: ``"32s"``, ``"16s"`` or ``"8s"`` (default: the class's own —
-            ``FCN32s``, ``FCN16s``, ``FCN8s`` differ only by it; ``"8s"`` for ``FCN``).
+        variant: ``"32s"``, ``"16s"``, ``"8s"`` or ``"4s"`` (default: the class's own —
+            ``FCN32s``, ``FCN16s``, ``FCN8s`` differ only by it; ``"8s"`` for ``FCN``);
+            ``"4s"`` adds a pool2 skip after pool3's (not in the paper).
         backbone: a VGG or ResNet name of :mod:`course_lib.models.backbones` (vgg_tiny;
             vgg16 with ``full``). fc_channels: width of fc6/fc7 (``16 * width``; 4096
             full). fc_kernel: fc6 kernel (3; 7 full).

@@ -100,9 +100,10 @@ class Profile:
     # Notebook 07 (DeconvNet, SegNet, LinkNet, HRNet): epochs of each training, same budget
     # (standard: 3 on the 512 images, for four trainings in the 3-minute budget).
     encdec_epochs: int = 3
-    # Notebook 09 (FPN, PSPNet): epochs of each of its three from-scratch trainings, and of
-    # each fine-tuning on the context world, whose side and training images are its own
-    # (standard: smaller than notebook 05's, for three fine-tunings in the 3-minute budget).
+    # Notebook 09 (FPN, PSPNet): epochs of each of its three trainings from pre-trained
+    # encoders (standard: batch profile.batch_size // 2), and of each fine-tuning on the
+    # context world, whose side and training images are its own (standard: smaller than
+    # notebook 05's, for three fine-tunings in the 3-minute budget).
     multiscale_epochs: int = 8
     multiscale_context_epochs: int = 6
     multiscale_context_size: int = 160  # side of the context-world images

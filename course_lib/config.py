@@ -92,7 +92,7 @@ class Profile:
     # room for V-Net beside the three 3D U-Net runs in `standard`)
     volume_train: int = 16  # training volumes
     volume_steps: int = 150  # optimiser steps of each 3D run
-    # Notebook 11 (DeepLab): epochs of each of its six from-scratch trainings.
+    # Notebook 11 (DeepLab): epochs of each of its seven trainings (from the pre-trained encoders).
     deeplab_epochs: int = 4
     # Notebook 03: epochs of its two segmentation trainings (encoder-decoder and U-Net, the
     # same budget, on half-size scenes)

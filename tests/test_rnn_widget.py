@@ -56,3 +56,15 @@ def test_scene_slider_refills_the_choices(explorer: ReferringExplorer) -> None:
         ReferringExplorer(explorer.model, [1, 2])
     with pytest.raises(ValueError, match="scene must lie"):
         ReferringExplorer(explorer.model, explorer.dataset, scene=99)
+
+
+def test_a_scene_without_expressions_starts_empty(explorer: ReferringExplorer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    explorer.scene.value = 0
+    assert explorer.text.value  # the scene's first expression
+    generated = explorer.dataset.expressions
+    monkeypatch.setattr(explorer.dataset, "expressions",
+                        lambda scene: [] if scene == 1 else generated(scene))
+    explorer.scene.value = 1
+    assert explorer.text.value == "" and list(explorer.pick.options) == []
+    assert bytes(explorer.picture.value).startswith(PNG)  # the image alone, no model map

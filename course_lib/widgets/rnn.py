@@ -127,7 +127,8 @@ class ReferringExplorer(Explorer):
         self.pick.options = choices
         if choices:
             self.pick.value = choices[0]
-            self.text.value = choices[0]
+        # a scene without generated expressions starts empty, not with the last scene's words
+        self.text.value = choices[0] if choices else ""
 
     def _on_scene(self, change: Any = None) -> None:
         self._fill_choices()

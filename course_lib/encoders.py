@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile is not None:
         config.set_profile(args.profile)
     profile = config.get_profile()
-    names = list(course_encoders(profile))
+    encoders = course_encoders(profile)
+    names = list(encoders)
     unknown = sorted(set(args.only or ()) - set(names))
     if unknown:
         parser.error(f"unknown encoder(s) {unknown}; the course's encoders are {names}")
@@ -80,7 +81,6 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [(name, seed, profile.name) for seed in seeds for name in names
             if args.only is None or name in args.only]
     recipe = Recipe.from_profile(profile)
-    encoders = course_encoders(profile)
     missing = [job for job in jobs if not cache_path(encoders[job[0]], recipe, job[1]).is_file()]
     started = time.perf_counter()
     print(f"[{profile.name}] {len(jobs)} encoder(s), {len(missing)} to pre-train "

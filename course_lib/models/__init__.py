@@ -57,7 +57,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 FAMILY_MODULES: tuple[str, ...] = ("baseline", "basics", "fcn", "crf", "multiscale", "deeplab",
                                    "encoder_decoder", "unet", "rnn", "attention",
                                    "adversarial", "rcnn", "active_contour", "panoptic",
-                                   "other", "rgbd")
+                                   "other", "rgbd", "ternausnet")
 
 
 def register_model(

@@ -54,7 +54,7 @@ from .distributed import (
 from .evaluation import evaluate
 from .history import History
 from .schedule import PolyLR, make_scheduler
-from .step import optimizer_step
+from .step import check_clip_grad_norm, optimizer_step
 
 
 def _loader_length(loader: Iterable, name: str) -> int:
@@ -155,8 +155,7 @@ def fit(
         raise ValueError(f"epochs/steps must be >= 1, got epochs={epochs}, steps={steps}")
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be > 0 (or None), got {clip_grad_norm}")
+    check_clip_grad_norm(clip_grad_norm)  # before the first epoch, not at the first step
     _loader_length(train_loader, "train_loader")
     if val_loader is not None and hasattr(val_loader, "__len__"):
         _loader_length(val_loader, "val_loader")  # found now, not after a training epoch

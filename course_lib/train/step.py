@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-__all__ = ["optimizer_step"]
+__all__ = ["check_clip_grad_norm", "optimizer_step"]
+
+
+def check_clip_grad_norm(clip_grad_norm: float | None) -> None:
+    """Refuse a gradient-norm limit that is not a positive number (``None``: no clipping)."""
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be > 0 (or None), got {clip_grad_norm}")
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -22,8 +28,7 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
     so that their global L2 norm is at most this value (``torch.nn.utils.clip_grad_norm_``),
     after un-scaling them (so the limit is in true gradient units also under AMP).
     """
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be > 0 (or None), got {clip_grad_norm}")
+    check_clip_grad_norm(clip_grad_norm)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if clip_grad_norm is not None:

@@ -1,10 +1,11 @@
 """Class balance of a data set: the share of labelled pixels per class and the number of
 objects per image (notebook 17 compares the shapes world with the real samples), and the
-class weights of a balanced loss (:func:`median_frequency_weights`, notebooks 05-11)."""
+class weights of a balanced loss (:func:`median_frequency_weights`, notebooks 05-11), and
+U-Net's pixel weights between touching cells (:func:`unet_weight_map`, notebook 08)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy import ndimage
 
 from course_lib.config import IGNORE_INDEX
 
-__all__ = ["mask_of", "median_frequency_weights", "pixel_shares"]
+__all__ = ["mask_of", "median_frequency_weights", "pixel_shares", "unet_weight_map"]
 
 
 def mask_of(item: Any) -> torch.Tensor:
@@ -93,3 +94,65 @@ def objects_per_image(item: Any, classes: Iterable[int] | None = None) -> int:
     eight = np.ones((3, 3), dtype=bool)
     # one labelling per class present (a loop over classes, not pixels)
     return sum(int(ndimage.label(labels == k, structure=eight)[1]) for k in wanted)
+
+
+def unet_weight_map(
+    instance_ids: torch.Tensor,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_weights: Sequence[float] | str | None = None,
+) -> torch.Tensor:
+    """U-Net's pixel weight map (Ronneberger et al. 2015, Eq. 2) from instance ids.
+
+    ::
+
+        w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))^2 / (2 sigma^2))
+
+    ``d1``, ``d2``: Euclidean distances from pixel ``x`` to the nearest and second-nearest
+    cell (instance). The border term is applied to background pixels only (those between
+    cells, as in the paper's Fig. 3d); with fewer than two cells it is zero.
+
+    Args:
+        instance_ids: int [H, W] or [N, H, W]; 0 = background, 1..M = cells.
+        w0, sigma: the paper's 10 and 5 pixels.
+        class_weights: ``w_c``. ``None``: 1 everywhere; ``(w_background, w_cell)``; or
+            ``"balanced"``: inverse class frequency per image, ``HW / (2 * count)``.
+
+    Returns float32 [H, W] (or [N, H, W]). Distances use ``scipy.ndimage``'s exact Euclidean
+    distance transform, once per cell (no per-pixel Python loop).
+    """
+    if not isinstance(instance_ids, torch.Tensor) or instance_ids.is_floating_point():
+        raise ValueError("instance_ids must be an integer tensor [H, W] or [N, H, W]")
+    if instance_ids.dim() == 3:
+        return torch.stack([unet_weight_map(m, w0, sigma, class_weights) for m in instance_ids])
+    if instance_ids.dim() != 2:
+        raise ValueError(
+            f"instance_ids must be [H, W] or [N, H, W], got {tuple(instance_ids.shape)}"
+        )
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    ids = instance_ids.cpu()
+    cell = ids > 0
+    if class_weights is None:
+        wc = torch.ones(ids.shape)
+    elif isinstance(class_weights, str):
+        if class_weights != "balanced":
+            raise ValueError(f"class_weights must be None, (bg, cell) or 'balanced', "
+                             f"got {class_weights!r}")
+        counts = torch.stack([(~cell).sum(), cell.sum()]).float().clamp_min(1)
+        wc = (ids.numel() / (2 * counts))[cell.long()]
+    else:
+        if len(class_weights) != 2:
+            raise ValueError(f"class_weights needs 2 values (background, cell), "
+                             f"got {class_weights!r}")
+        wc = torch.as_tensor(class_weights, dtype=torch.float32)[cell.long()]
+    labels = torch.unique(ids[cell])
+    if labels.numel() < 2:
+        return wc.float().to(instance_ids.device)
+    # distance of every pixel to each cell: [M, H, W]
+    dist = torch.stack([
+        torch.from_numpy(ndimage.distance_transform_edt((ids != m).numpy())) for m in labels.tolist()
+    ]).float()
+    d12 = dist.topk(2, dim=0, largest=False).values  # nearest and second-nearest cell
+    border = w0 * torch.exp(-(d12[0] + d12[1]) ** 2 / (2 * sigma**2))
+    return (wc + border * (~cell)).float().to(instance_ids.device)

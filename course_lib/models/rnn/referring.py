@@ -98,22 +98,21 @@ class ReferringSegmenter(nn.Module):
     visual map is then the input averaged over ``output_stride`` x ``output_stride`` cells.
     Both normalised vectors are scaled from norm 1 to norm √d (:func:`unit_channels`): with
     norm 1 each of the d channels is about 1/√d, small beside the spatial map's ±1, and in
-    the notebook's budget the MLP then learned the shape word only - on the expressions that
-    need a colour or a position it picked the object meant no more often than with the
-    shape word alone (0.50 vs 0.54 on seed 0); scaled, 0.78 vs 0.62. ``forget_bias``
+    notebook 12's budget the MLP then learned the shape word only (on the expressions that
+    need a colour or a position it did no better than with the shape word alone); scaled,
+    it reads the colour and the position too. ``forget_bias``
     (Jozefowicz et al. 2015) added to the LSTM's forget gate, so that the
     first words of an expression reach its end at the start of training. ``vocab_size``
     defaults to the course vocabulary (:data:`course_lib.data.referring.VOCABULARY`).
     ``visual_levels`` (not in the paper): the trunk's levels the visual map is read from,
     pooled to the coarsest and concatenated (e.g. ``("c2", "c3", "c4", "c5")``: colour and
     edges of the early layers beside the shapes of the last); :meth:`freeze_backbone` keeps
-    a pre-trained trunk fixed. Notebook 12 (standard budget, 14 epochs) trains this model on
-    the course's pre-trained ``vgg_tiny`` (width 8, :mod:`course_lib.pretrain`), frozen and
-    read at ``("c2", "c3", "c4", "c5")``: it picked the object meant in 0.527, 0.588, 0.569
-    of the validation expressions (seeds 0, 1, 2) against 0.449, 0.435, 0.466 for the
-    largest-object rule; trained from scratch it picked 0.452 (seed 0), no better than the
-    rule, and fine-tuning the pre-trained trunk, 0.475. The skip decoder (width 32) raised the
-    mean IoU from 0.29 to 0.37 (seed 0) but tripled the training time.
+    a pre-trained trunk fixed. Notebook 12 trains this model on the course's pre-trained
+    ``vgg_tiny`` (:mod:`course_lib.pretrain`), frozen and read at ``("c2", "c3", "c4",
+    "c5")``, and measures it against the largest-object rule and a twin without words (its
+    lesson table holds the numbers): trained from scratch, or with the trunk fine-tuned, it
+    did no better than the rule in that budget. The skip decoder gives sharper masks at
+    about three times the training time.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, width: int | None = None,

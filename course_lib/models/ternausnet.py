@@ -4,9 +4,9 @@ Iglovikov & Shvets, "TernausNet: U-Net with VGG11 Encoder Pre-Trained on ImageNe
 Segmentation", arXiv 1801.05746, 2018. U-Net (Ronneberger et al. 2015) trains its encoder
 from scratch; TernausNet keeps U-Net's shape and swaps the contracting path for the
 convolutions of VGG11 (Simonyan & Zisserman 2015, Table 1, column A) with its ImageNet
-weights, the lever the paper measures (Fig. 3: a pre-trained encoder converges faster and
-higher on the Inria buildings task, which the team won with it in the Kaggle Carvana
-challenge).
+weights, the lever the paper measures (Fig. 3: Jaccard index over the training epochs from
+random and from pre-trained weights; the network was part of the winning entry of the Kaggle
+Carvana challenge).
 
 Fig. 1 of the paper, read from left to right:
 

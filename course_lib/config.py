@@ -178,7 +178,10 @@ class Profile:
     pretrain_crop: int = 64  # side of the random window each step trains on
     pretrain_steps: int = 2400  # optimiser steps per backbone
     pretrain_batch: int = 32  # scenes (windows) per step
-    pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate
+    pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate (VGG and other encoders)
+    # the ResNet backbones' peak lr (pretrain.Recipe.for_encoder): resnet_tiny-w8 named 56 % of
+    # the held-out objects at 3e-3, 59 % at 1e-2, and notebook 09's FPN found more objects from it
+    pretrain_resnet_lr: float = 1e-2
     # 19: challenges - FCN-8s / BiSeNet latency at the survey's resolution (full size),
     # a teacher and its students (pruning, int8, distillation, 6 bands) on small images, and
     # a large scene of challenges_grid x challenges_grid of them segmented by tiles.
@@ -271,6 +274,7 @@ PROFILES: dict[str, Profile] = {
         referring_width=32,
         pretrain_train=20000, pretrain_size=256, pretrain_crop=192, pretrain_steps=6000,
         pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
+        pretrain_resnet_lr=1e-3,  # (a larger ResNet lr is untried at this size)
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,
         adversarial_size=256, adversarial_train=4000, adversarial_val=500,  # notebook 14

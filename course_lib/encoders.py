@@ -50,8 +50,8 @@ def _build(job: tuple[str, int, str], threads: int | None = None) -> str:
     torch.backends.mkldnn.enabled = False
     config.set_profile(profile_name)
     profile = config.get_profile()
-    report = load_pretrained(course_encoders(profile)[name], seed, Recipe.from_profile(profile),
-                             verbose=False)
+    encoder = course_encoders(profile)[name]
+    report = load_pretrained(encoder, seed, Recipe.for_encoder(encoder, profile), verbose=False)
     how = "pre-trained now" if report.trained_now else "cached"
     return (f"{name} seed {seed}: {how} ({report.seconds:.0f} s of pre-training), held-out objects "
             f"{report.object_accuracy:.0%}, scene F1 {report.scene_f1:.2f} -> {report.path.name}")
@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seeds if args.seeds is not None else [config.course_seed()]
     jobs = [(name, seed, profile.name) for seed in seeds for name in names
             if args.only is None or name in args.only]
-    recipe = Recipe.from_profile(profile)
-    missing = [job for job in jobs if not cache_path(encoders[job[0]], recipe, job[1]).is_file()]
+    # (each encoder's recipe: the active profile's for it, Recipe.for_encoder)
+    missing = [job for job in jobs if not cache_path(encoders[job[0]], seed=job[1]).is_file()]
     started = time.perf_counter()
     print(f"[{profile.name}] {len(jobs)} encoder(s), {len(missing)} to pre-train "
           f"({max(1, args.jobs)} at a time, minutes each)", flush=True)

@@ -15,6 +15,13 @@ module does what the papers did, on the course's own data:
   - *scene*: which of the twelve classes appear in the image (multi-label, from the
     global average of the deepest feature, as an ImageNet classifier reads its image);
 
+* **the recipe** — :class:`Recipe`, from the profile's ``pretrain_*`` fields
+  (:meth:`Recipe.for_encoder`): the same for every encoder but the peak learning rate of the
+  ResNet backbones, ``pretrain_resnet_lr`` (1e-2 against 3e-3 in ``standard``; the same
+  cost). Measured in ``standard``, seed 0: resnet_tiny-w8 named 45 / 56 / 59 / 61 % of the
+  held-out objects at 1e-3 / 3e-3 / 1e-2 / 3e-2 (vgg_tiny-w8: 71 % at 3e-3), and notebook 09's
+  FPN started from it reached a thing-class IoU of 0.133 / 0.177 / 0.155 at 3e-3 / 1e-2 /
+  3e-2 (0.263 with the vgg_tiny-w8 encoder instead);
 * **the data** — scenes of a world of its own (world seed ``PRETRAIN_WORLD + seed``), so
   the images a notebook trains and validates on are never seen in pre-training; the
   world's ``val`` split measures the pre-trained features on held-out scenes;
@@ -95,11 +102,19 @@ class Recipe:
                              f"pixels, got {self.crop}")
 
     @classmethod
-    def from_profile(cls, profile: config.Profile | None = None) -> Recipe:
-        """The recipe of ``profile`` (default: the active one)."""
+    def from_profile(cls, profile: config.Profile | None = None, resnet: bool = False) -> Recipe:
+        """The recipe of ``profile`` (default: the active one); ``resnet=True``: the one of its
+        ResNet backbones (the same but the peak learning rate, ``pretrain_resnet_lr``)."""
         p = profile or config.get_profile()
         return cls(p.pretrain_train, p.pretrain_size, p.pretrain_crop, p.pretrain_steps,
-                   p.pretrain_batch, p.pretrain_lr)
+                   p.pretrain_batch, p.pretrain_resnet_lr if resnet else p.pretrain_lr)
+
+    @classmethod
+    def for_encoder(cls, module: nn.Module, profile: config.Profile | None = None) -> Recipe:
+        """The recipe of ``profile`` for ``module``: the ResNet one for a
+        :class:`~course_lib.models.backbones.ResNetBackbone` (any depth, any output stride),
+        the base one for every other encoder."""
+        return cls.from_profile(profile, resnet=isinstance(module, ResNetBackbone))
 
     def key(self) -> str:
         """Eight hex digits naming this recipe (and :data:`RECIPE_VERSION`) in file names."""
@@ -266,7 +281,7 @@ def pretrain(encoder: nn.Module, recipe: Recipe | None = None, seed: int | None 
     """
     from tqdm.auto import tqdm
 
-    recipe = recipe or Recipe.from_profile()
+    recipe = recipe or Recipe.for_encoder(encoder)
     seed = config.course_seed() if seed is None else seed
     device = config.get_device()
     images, labels, instances = scene_tensors(recipe.images, recipe.image_size, seed)
@@ -401,7 +416,7 @@ def cache_path(module: nn.Module, recipe: Recipe | None = None, seed: int | None
     """The cache file of ``module``'s pre-trained weights:
     ``<name>-<weights fingerprint>-r<recipe key>-s<seed>.pt``, e.g.
     ``resnet_tiny-w8-bn-1a2b3c4d-r5e6f7a8b-s0.pt``."""
-    recipe = recipe or Recipe.from_profile()
+    recipe = recipe or Recipe.for_encoder(module)
     seed = config.course_seed() if seed is None else seed
     twin, name, _ = _trainable_twin(module, seed)
     return cache_dir() / f"{name}-{fingerprint(twin)}-r{recipe.key()}-s{seed}.pt"
@@ -428,10 +443,11 @@ def load_pretrained(module: nn.Module, seed: int | None = None, recipe: Recipe |
     ``module``: a backbone of :func:`~course_lib.models.backbones.build_backbone` (any output
     stride; e.g. ``model.backbone``, LinkNet's ``model.encoder``), SegNet's or DeconvNet's
     ``model.encoder``, or any encoder returning a feature map or a dict of them. ``seed``
-    defaults to ``COURSE_SEED``; ``recipe`` to the active profile's. With
+    defaults to ``COURSE_SEED``; ``recipe`` to the active profile's for this module
+    (:meth:`Recipe.for_encoder`). With
     ``train_if_missing=False`` a missing cache raises ``FileNotFoundError``.
     """
-    recipe = recipe or Recipe.from_profile()
+    recipe = recipe or Recipe.for_encoder(module)
     seed = config.course_seed() if seed is None else seed
     path = cache_path(module, recipe, seed)
     twin, name, in_channels = _trainable_twin(module, seed)

@@ -3,11 +3,13 @@ weights_only), loading into every kind of encoder, features that classify crops.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import pretrain
+from course_lib import config, pretrain
 from course_lib.models import build_model
 from course_lib.models.backbones import build_backbone
 from course_lib.models.basics import ShapeCrops
@@ -111,6 +113,31 @@ def test_cache_is_keyed_by_configuration_seed_and_recipe():
     for name in ("vgg_tiny", "resnet_tiny"):
         assert {path(build_backbone(name, width=4, output_stride=s), TINY, 0)
                 for s in (32, 16, 8)} == {path(build_backbone(name, width=4), TINY, 0)}
+
+
+def test_resnet_backbones_have_their_own_learning_rate():
+    standard = config.PROFILES["standard"]
+    base = pretrain.Recipe.from_profile(standard)
+    resnet = dataclasses.replace(base, lr=standard.pretrain_resnet_lr)
+    assert resnet != base and pretrain.Recipe.from_profile(standard, resnet=True) == resnet
+    for name, stride in (("resnet_tiny", 32), ("resnet_tiny", 8), ("resnet18", 16)):
+        backbone = build_backbone(name, width=4, output_stride=stride)
+        assert pretrain.Recipe.for_encoder(backbone, standard) == resnet
+    for encoder in (build_backbone("vgg_tiny", width=4), build_model("segnet", width=4).encoder,
+                    build_model("encoder_decoder", width=4).encoder):
+        assert pretrain.Recipe.for_encoder(encoder, standard) == base
+    # the file of the VGG weights on which notebooks 05, 06 and 12 were verified stays the same
+    assert base.key() == "259911dc"
+
+
+def test_the_default_recipe_is_the_encoders_own():
+    resnet, vgg = build_backbone("resnet_tiny", width=4), build_backbone("vgg_tiny", width=4)
+    assert pretrain.cache_path(resnet, seed=0) == pretrain.cache_path(
+        resnet, pretrain.Recipe.from_profile(resnet=True), 0)
+    assert pretrain.cache_path(resnet, seed=0) != pretrain.cache_path(
+        resnet, pretrain.Recipe.from_profile(), 0)
+    assert pretrain.cache_path(vgg, seed=0) == pretrain.cache_path(
+        vgg, pretrain.Recipe.from_profile(), 0)
 
 
 # ------------------------------------------------------------------------------- loading

@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml
 
 data: $(DATA_STAMP)
 
-# The data sets, and the pre-trained encoders the notebooks start from (05, 09, 11, 12: vgg_tiny and
-# resnet_tiny at the standard profile's sizes, COURSE_SEED): ~4 minutes once on 2 cores, as a
+# The data sets, and the pre-trained encoders the notebooks start from (03, 05-07, 09, 11, 12:
+# vgg_tiny and resnet_tiny at the standard profile's sizes, COURSE_SEED): ~4 minutes once on 2 cores, as a
 # download of ImageNet weights would be (`make book` builds those of another COURSE_SEED). A
 # notebook that finds none pre-trains it on the fly.
 $(DATA_STAMP): $(STAMP)

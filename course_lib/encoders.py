@@ -26,8 +26,9 @@ from .pretrain import Recipe, cache_dir, cache_path, load_pretrained
 
 def course_encoders(profile: config.Profile | None = None) -> dict[str, nn.Module]:
     """The encoders the notebooks start from, at the profile's sizes (what ``make pretrain``
-    builds): the VGG and ResNet backbones of notebooks 05, 09 and 11, LinkNet's ResNet-18 and
-    SegNet's / DeconvNet's VGG16 (notebook 07), and notebook 03's encoder."""
+    builds): the VGG and ResNet backbones of notebooks 05, 09 and 11 (the VGG also feeds 03's
+    TernausNet, 06, 07's pre-trained SegNet and 12), LinkNet's ResNet-18 and SegNet's /
+    DeconvNet's VGG16 at their papers' depths (notebook 07), and notebook 03's encoder."""
     p = profile or config.get_profile()
     width = max(4, p.width // 2)  # the family notebooks train at half the base width
     return {

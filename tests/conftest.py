@@ -53,6 +53,14 @@ def pattern_data(
 
 
 @pytest.fixture
+def own_data_dir(tmp_path, monkeypatch):
+    """``COURSE_DATA_DIR`` set to the test's own folder: the data-set caches and pre-trained
+    weights it writes stay there."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
 def make_pattern():
     """The :func:`pattern_data` factory, for tests that need a tiny labelled batch."""
     return pattern_data

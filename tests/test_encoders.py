@@ -7,21 +7,17 @@ import pytest
 
 from course_lib import encoders
 
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    """Caches go to a folder of the test's own. (``--jobs 2``, spawned workers, runs in every
-    ``make data``: importing the course twice more would cost this test 20 s.)"""
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    return tmp_path
+# every test writes its caches into its own folder (conftest.own_data_dir). The ``--jobs 2`` path
+# (spawned workers) runs in every ``make data``: here it would import the course twice more (20 s).
+pytestmark = pytest.mark.usefixtures("own_data_dir")
 
 
-def test_builds_missing_encoders_then_finds_them_cached(data_dir, capsys):
+def test_builds_missing_encoders_then_finds_them_cached(own_data_dir, capsys):
     args = ["--profile", "quick", "--only", "vgg_tiny", "--seeds", "0", "1"]
     encoders.main(args)
     out = capsys.readouterr().out
     assert out.count("pre-trained now") == 2, out
-    assert sorted(p.name[-6:] for p in (data_dir / "pretrained").glob("vgg_tiny-*.pt")) == [
+    assert sorted(p.name[-6:] for p in (own_data_dir / "pretrained").glob("vgg_tiny-*.pt")) == [
         "-s0.pt", "-s1.pt"]
     encoders.main(args)
     assert "2 encoder(s), 0 to pre-train" in capsys.readouterr().out

@@ -125,8 +125,7 @@ def test_volume_size_defaults_to_the_profile() -> None:
         assert ShapesWorld(1)[0][0].shape[-1] == prof.image_size
 
 
-def test_cache_roundtrip_and_empty_sets(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+def test_cache_roundtrip_and_empty_sets(own_data_dir) -> None:
     for variant, size in (("microscopy", 32), ("volume", 16)):
         plain = ShapesWorld(3, image_size=size, variant=variant)
         cached = ShapesWorld(3, image_size=size, variant=variant, cache=True)

@@ -17,11 +17,8 @@ from course_lib.models.basics import ShapeCrops
 TINY = pretrain.Recipe(images=24, image_size=48, crop=40, steps=3, batch_size=8, lr=3e-3)
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    """Every test writes its caches into its own folder."""
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    return tmp_path
+# every test writes its caches into its own folder (conftest.own_data_dir)
+pytestmark = pytest.mark.usefixtures("own_data_dir")
 
 
 def _equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -61,11 +58,11 @@ def test_scene_labels_need_enough_pixels():
 
 
 # ------------------------------------------------------------------------------- cache
-def test_missing_cache_trains_on_the_fly_says_so_then_round_trips(data_dir, capsys):
+def test_missing_cache_trains_on_the_fly_says_so_then_round_trips(own_data_dir, capsys):
     backbone = build_backbone("vgg_tiny", width=4)
     report = pretrain.load_pretrained(backbone, seed=0, recipe=TINY)
     assert report.trained_now and "pre-training it now" in capsys.readouterr().out
-    assert report.path.is_file() and report.path.parent == data_dir / "pretrained"
+    assert report.path.is_file() and report.path.parent == own_data_dir / "pretrained"
     assert not list(report.path.parent.glob("*.tmp"))  # written atomically, nothing left over
     saved = torch.load(report.path, weights_only=True)  # tensors and plain values only
     assert saved["seed"] == 0 and saved["recipe"]["steps"] == TINY.steps
@@ -84,10 +81,10 @@ def test_missing_cache_can_be_an_error():
                                  train_if_missing=False)
 
 
-def test_pretraining_is_deterministic_whatever_the_module_held(data_dir):
+def test_pretraining_is_deterministic_whatever_the_module_held(own_data_dir):
     first = build_backbone("resnet_tiny", width=4)
     pretrain.load_pretrained(first, seed=3, recipe=TINY, verbose=False)
-    for path in (data_dir / "pretrained").iterdir():
+    for path in (own_data_dir / "pretrained").iterdir():
         path.unlink()
     torch.manual_seed(123)  # another starting point of the module: same pre-trained weights
     second = build_backbone("resnet_tiny", width=4)

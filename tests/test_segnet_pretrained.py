@@ -13,11 +13,8 @@ from course_lib.models.backbones import build_backbone
 TINY = pretrain.Recipe(images=24, image_size=48, crop=40, steps=3, batch_size=8, lr=3e-3)
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    """Every test writes its caches into its own folder."""
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    return tmp_path
+# every test writes its caches into its own folder (conftest.own_data_dir)
+pytestmark = pytest.mark.usefixtures("own_data_dir")
 
 
 def _tiny_segnet(width: int) -> torch.nn.Module:

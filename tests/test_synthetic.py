@@ -92,13 +92,12 @@ def test_all_targets_are_consistent(samples):
             assert s["depth"][0][sky].min() >= s["depth"][0][~sy.foreground(mask) & ~sky].max()
 
 
-def test_cache_roundtrip(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+def test_cache_roundtrip(own_data_dir):
     fresh = ShapesWorld(5, image_size=32, seed=4, split="val", with_depth=True, target="all")
     cached = ShapesWorld(5, image_size=32, seed=4, split="val", with_depth=True, target="all",
                          cache=True)
     assert cached.cache_path is not None and cached.cache_path.exists()
-    assert cached.cache_path.parent == tmp_path / "cache"
+    assert cached.cache_path.parent == own_data_dir / "cache"
     again = ShapesWorld(5, image_size=32, seed=4, split="val", with_depth=True, target="all",
                         cache=True)
     for i in range(5):

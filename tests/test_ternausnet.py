@@ -80,8 +80,7 @@ def test_the_notebooks_encoder_is_the_cached_vgg_tiny() -> None:
                 == pretrain.cache_path(build_backbone("vgg_tiny", width=8), seed=seed))
 
 
-def test_pretrained_weights_load_into_the_encoder(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+def test_pretrained_weights_load_into_the_encoder(own_data_dir) -> None:
     made = pretrain.load_pretrained(build_backbone("vgg_tiny", width=4), seed=0, recipe=TINY,
                                     verbose=False)
     model = TernausNet(width=4)

@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seeds if args.seeds is not None else [config.course_seed()]
     jobs = [(name, seed, profile.name) for seed in seeds for name in names
             if args.only is None or name in args.only]
-    # (each encoder's recipe: the active profile's for it, Recipe.for_encoder)
-    missing = [job for job in jobs if not cache_path(encoders[job[0]], seed=job[1]).is_file()]
+    missing = [(name, seed, _) for name, seed, _ in jobs if not cache_path(
+        encoders[name], Recipe.for_encoder(encoders[name], profile), seed).is_file()]
     started = time.perf_counter()
     print(f"[{profile.name}] {len(jobs)} encoder(s), {len(missing)} to pre-train "
           f"({max(1, args.jobs)} at a time, minutes each)", flush=True)

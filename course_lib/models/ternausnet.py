@@ -48,7 +48,7 @@ from torch import nn
 
 from . import register_model
 from .backbones import build_backbone
-from .blocks import ConvBNReLU, check_channels, check_input
+from .blocks import ConvBNReLU, check_channels, check_input, make_norm
 from .contract import SizeTable
 from .heads import crop_to
 
@@ -75,7 +75,7 @@ class DecoderBlock(nn.Sequential):
             ConvBNReLU(in_ch, mid_ch, norm=norm),
             nn.ConvTranspose2d(mid_ch, out_ch, 3, stride=2, padding=1, output_padding=1,
                                bias=norm is None),
-            nn.BatchNorm2d(out_ch) if norm == "bn" else nn.Identity(),
+            make_norm(norm, out_ch),
             nn.ReLU(inplace=True),
         )
 

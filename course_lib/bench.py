@@ -26,11 +26,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import config
+from . import config, pretrain
 from .config import IGNORE_INDEX
 from .losses import cross_entropy, model_loss
-from .metrics import ConfusionMatrix, mean_iou
+from .metrics import ConfusionMatrix, mean_iou, score_segmentation
 from .runtime import evaluating
+from .train import predict
 from .train.step import optimizer_step
 
 
@@ -236,6 +237,32 @@ def train_step_time(
     with evaluating(model, no_grad=False):
         model.train()
         return _time_calls(step, device, warmup, repeats)
+
+
+def fine_tune_and_score(
+    model: nn.Module, loader: Sequence, loss_fn: Callable[..., torch.Tensor], lr: float,
+    epochs: int, images: torch.Tensor, masks: torch.Tensor, label: str | None = None,
+) -> tuple[dict[str, float], torch.Tensor]:
+    """Fine-tune ``model`` from its pre-trained encoder (:func:`pretrain.fine_tune`), then
+    measure it: returns (row, validation logits). The row holds
+    :func:`~course_lib.metrics.score_segmentation`'s columns on ``images``/``masks`` and its
+    costs: ``"params"``, ``"gflops"`` (one image), ``"train_s"``, ``"ms_per_step"`` and
+    ``"latency_ms"`` (NaN: time the models of a comparison together, :func:`compare_latency`).
+    Prints one line when given a ``label``.
+    """
+    if epochs < 1 or len(loader) == 0:
+        raise ValueError(f"need epochs >= 1 and a non-empty loader, got {epochs=}, "
+                         f"{len(loader)} batches")
+    seconds = sum(pretrain.fine_tune(model, loader, loss_fn, lr, epochs).seconds)
+    logits = predict(model, images, batch_size=16, output="logits")
+    row = {**score_segmentation(logits.argmax(1), masks), "latency_ms": float("nan"),
+           "gflops": count_flops(model.eval(), images[:1]) / 1e9,
+           "params": count_parameters(model), "train_s": seconds,
+           "ms_per_step": 1000 * seconds / (epochs * len(loader))}
+    if label is not None:
+        print(f"{label}: mIoU {row['miou']:.3f}, boundary F {row['boundary_f']:.3f}, "
+              f"trained in {seconds:.0f} s")
+    return row, logits
 
 
 def deeplab_vs_torchvision(

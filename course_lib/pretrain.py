@@ -53,7 +53,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,7 +72,7 @@ from .models.backbones import (
     build_backbone,
 )
 from .runtime import evaluating
-from .train import load_checkpoint, save_checkpoint
+from .train import History, fit, load_checkpoint, save_checkpoint
 
 PRETRAIN_WORLD = 1000  # pre-training scenes come from world seed PRETRAIN_WORLD + seed
 RECIPE_VERSION = 1  # bump when the pre-training task changes: it invalidates the cache
@@ -477,6 +477,13 @@ def load_pretrained(module: nn.Module, seed: int | None = None, recipe: Recipe |
     return report
 
 
+def _encoder_of(model: nn.Module) -> nn.Module:
+    encoder = getattr(model, "backbone", None) or getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise ValueError(f"{type(model).__name__} has no .backbone or .encoder to fine-tune")
+    return encoder
+
+
 def fine_tune_groups(model: nn.Module, lr: float,
                      encoder_lr_scale: float = 0.3) -> list[dict[str, object]]:
     """Optimiser parameter groups for fine-tuning: the pre-trained encoder (``model.backbone``
@@ -485,12 +492,24 @@ def fine_tune_groups(model: nn.Module, lr: float,
     ``torch.optim.AdamW(fine_tune_groups(model, 3e-3), weight_decay=1e-4)``: the new layers
     learn fast, the pre-trained ones move less (their features are worth keeping).
     """
-    encoder = getattr(model, "backbone", None) or getattr(model, "encoder", None)
-    if not isinstance(encoder, nn.Module):
-        raise ValueError(f"{type(model).__name__} has no .backbone or .encoder to fine-tune")
+    encoder = _encoder_of(model)
     mine = {id(p) for p in encoder.parameters()}
     return [{"params": [p for p in model.parameters() if id(p) not in mine], "lr": lr},
             {"params": list(encoder.parameters()), "lr": lr * encoder_lr_scale}]
+
+
+def fine_tune(model: nn.Module, loader: Iterable, loss_fn: Callable[..., torch.Tensor], lr: float,
+              epochs: int, encoder_lr_scale: float = 0.3, weight_decay: float = 1e-4,
+              progress: bool = True) -> History:
+    """Fine-tune ``model`` as the papers did: its encoder (``model.backbone`` or
+    ``model.encoder``) starts from the cached pre-trained weights (:func:`load_pretrained`), the
+    new layers from their random initialisation; AdamW over :func:`fine_tune_groups` (the
+    encoder at ``encoder_lr_scale`` x ``lr``), :func:`~course_lib.train.fit` for ``epochs``."""
+    load_pretrained(_encoder_of(model), verbose=False)
+    optimizer = torch.optim.AdamW(fine_tune_groups(model, lr, encoder_lr_scale),
+                                  weight_decay=weight_decay)
+    return fit(model, loader, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
+               progress=progress)
 
 
 def pretrained_backbone(name: str = "vgg_tiny", in_channels: int = 3, width: int | None = None,

@@ -5,7 +5,8 @@ Every tool the course uses to reason about receptive fields, in one place:
 - :func:`conv_output_size` and :func:`receptive_field`: the arithmetic of a convolution
   stack (notebook 01, survey section 2.1);
 - :func:`dilated_receptive_field`: the same with dilation (DeepLab's atrous convolution,
-  notebook 11), and :func:`module_receptive_field`: the same read from a module's layers;
+  notebook 11), and :func:`module_receptive_field`: the same read from a module's layers
+  (:func:`main_path` lists them);
 - :func:`conv_stack`: plain stacks of dilated convolutions with the same parameters whatever
   their rates (the gridding experiment);
 - :func:`effective_receptive_field` and :func:`receptive_field_stats`: the *effective*
@@ -71,6 +72,24 @@ def dilated_receptive_field(layers: Sequence[tuple[int, int, int]]) -> int:
     return receptive_field(checked)
 
 
+def main_path(
+    module: nn.Module, skip: Sequence[str] = ("downsample",)
+) -> list[tuple[int, int, int]]:
+    """``(kernel_size, stride, dilation)`` of every convolution and max-pooling of ``module``,
+    in the order they were registered, leaving out those whose qualified name contains one of
+    ``skip`` (by default a ResNet's 1x1 shortcut convolutions ``downsample``, which sit beside
+    the main path, not on it): the input of :func:`dilated_receptive_field`."""
+    if isinstance(skip, str):
+        raise ValueError(f"skip must be a sequence of name parts, got the string {skip!r}")
+    layers = []
+    for name, layer in module.named_modules():
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)) and not any(part in name for part in skip):
+            k, s, d = (v if isinstance(v, int) else v[0]
+                       for v in (layer.kernel_size, layer.stride, layer.dilation))
+            layers.append((k, s, d))
+    return layers
+
+
 def module_receptive_field(module: nn.Module) -> int:
     """Theoretical receptive field, in input pixels, of one output pixel of ``module``.
 
@@ -78,12 +97,7 @@ def module_receptive_field(module: nn.Module) -> int:
     (the order a plain feed-forward ``forward`` applies them) and applies
     :func:`dilated_receptive_field`; a module with branches or skips is outside its scope.
     """
-    layers = []
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-            k, s, d = (v if isinstance(v, int) else v[0]
-                       for v in (layer.kernel_size, layer.stride, layer.dilation))
-            layers.append((k, s, d))
+    layers = main_path(module, skip=())
     if not layers:
         raise ValueError(f"module_receptive_field: {type(module).__name__} has no convolution")
     return dilated_receptive_field(layers)

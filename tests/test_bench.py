@@ -10,6 +10,8 @@ import torch
 from torch import nn
 
 from course_lib import bench, config
+from course_lib.metrics import score_segmentation
+from course_lib.models import build_model
 
 
 def test_count_parameters_by_hand() -> None:
@@ -181,6 +183,28 @@ def test_compare_latency_interleaves_rounds_and_keeps_each_models_best() -> None
     assert models["a"].calls == models["b"].calls == 3 * (1 + 2)
     with pytest.raises(ValueError, match="rounds"):
         bench.compare_latency(models, x, rounds=0)
+
+
+def test_fine_tune_and_score_returns_the_scores_and_the_costs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr(bench.pretrain, "load_pretrained", lambda module, **kw: None)
+    torch.manual_seed(0)
+    model = build_model("deeplabv3", width=4, channels=8, aux=False)
+    batch = (torch.rand(2, 3, 32, 32), torch.randint(0, 12, (2, 32, 32)))
+    images, masks = torch.rand(3, 3, 32, 32), torch.randint(0, 12, (3, 32, 32))
+    row, logits = bench.fine_tune_and_score(model, [batch], nn.functional.cross_entropy, 1e-3, 1,
+                                            images, masks, label="tiny v3")
+    assert logits.shape == (3, 12, 32, 32)
+    assert row["miou"] == score_segmentation(logits.argmax(1), masks)["miou"]
+    assert row["params"] == bench.count_parameters(model)
+    assert row["gflops"] == bench.count_flops(model, images[:1]) / 1e9 > 0
+    assert row["ms_per_step"] == pytest.approx(1000 * row["train_s"])  # 1 epoch of 1 step
+    assert row["latency_ms"] != row["latency_ms"]  # NaN until compare_latency fills it
+    assert "tiny v3: mIoU" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="epochs >= 1"):
+        bench.fine_tune_and_score(model, [batch], nn.functional.cross_entropy, 1e-3, 0,
+                                  images, masks)
 
 
 def test_benchmark_model_feeds_rgb_to_a_model_whose_default_input_is_rgbd() -> None:

@@ -180,6 +180,24 @@ def test_bad_modules_are_refused_with_a_reason():
         pretrain.pretrain(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(0)),
                           TINY, 0)
 
+    with pytest.raises(ValueError, match="no .backbone or .encoder"):
+        pretrain.fine_tune(torch.nn.Conv2d(3, 12, 1), [], None, 1e-3, 1)
+
+
+def test_fine_tune_starts_from_the_pretrained_encoder_and_trains(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(pretrain, "load_pretrained", lambda module, **kw: loaded.append(module))
+    torch.manual_seed(0)
+    model = build_model("deeplabv3", width=4, channels=8, aux=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = (torch.rand(2, 3, 32, 32), torch.randint(0, 12, (2, 32, 32)))
+    history = pretrain.fine_tune(model, [batch], F.cross_entropy, 1e-2, epochs=2, progress=False)
+    assert loaded == [model.backbone] and len(history) == 2
+    moved = [k for k, v in model.state_dict().items() if v.is_floating_point()
+             and not torch.equal(v, before[k])]
+    assert any(k.startswith("backbone.") for k in moved)
+    assert any(not k.startswith("backbone.") for k in moved)
+
 
 # ------------------------------------------------------------------------------- features
 def _probe_accuracy(backbone: torch.nn.Module, seed: int = 0) -> float:

@@ -4,6 +4,8 @@ receptive field of single convolutions and stacks, its statistics, and the explo
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from torch import nn
@@ -15,6 +17,7 @@ from course_lib.receptive_field import (
     conv_stack,
     dilated_receptive_field,
     effective_receptive_field,
+    main_path,
     receptive_field,
     receptive_field_stats,
 )
@@ -172,3 +175,17 @@ def test_explorer_depth_slider_changes_the_view() -> None:
     assert ex.to_png().startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="non-empty"):
         ReceptiveFieldExplorer({})
+
+
+def test_main_path_leaves_out_the_shortcuts() -> None:
+    net = nn.Sequential(OrderedDict(conv1=nn.Conv2d(1, 1, 3, stride=2), pool=nn.MaxPool2d(2),
+                                    downsample=nn.Conv2d(1, 1, 1, stride=4),
+                                    conv2=nn.Conv2d(1, 1, 3, dilation=2)))
+    assert main_path(net) == [(3, 2, 1), (2, 2, 1), (3, 1, 2)]
+    assert main_path(net, skip=()) == [(3, 2, 1), (2, 2, 1), (1, 4, 1), (3, 1, 2)]
+    with pytest.raises(ValueError, match="sequence of name parts"):
+        main_path(net, skip="downsample")
+    resnet = build_model("deeplabv3", width=4, output_stride=8).backbone
+    path = main_path(resnet)
+    assert len(path) < len(main_path(resnet, skip=()))  # the 1x1 shortcuts are off the path
+    assert max(d for _, _, d in path) == 4  # output stride 8: c5 dilated by 4

@@ -41,8 +41,10 @@ in pixels, because region metrics barely notice a blurred boundary.
 
 The modules: :mod:`~course_lib.metrics.labels` (input checks),
 :mod:`~course_lib.metrics.confusion` (the matrix), :mod:`~course_lib.metrics.scores` (the
-scores of a matrix), :mod:`~course_lib.metrics.boundary` (boundary F) and
-:mod:`~course_lib.metrics.objects` (per-object IoU by object size).
+scores of a matrix), :mod:`~course_lib.metrics.boundary` (boundary F),
+:mod:`~course_lib.metrics.objects` (per-object IoU by object size) and
+:mod:`~course_lib.metrics.report` (the course's usual columns of one segmentation, as one row of
+a results table, and the table).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from __future__ import annotations
 from .boundary import boundary_f_score
 from .confusion import ConfusionMatrix, confusion_matrix
 from .objects import instance_iou, iou_by_object_size, objects_separated
+from .report import SHAPES_GROUPS, format_table, score_segmentation
 from .scores import (
     dice_per_class,
     frequency_weighted_iou,
@@ -65,10 +68,12 @@ from .scores import (
 )
 
 __all__ = [
+    "SHAPES_GROUPS",
     "ConfusionMatrix",
     "boundary_f_score",
     "confusion_matrix",
     "dice_per_class",
+    "format_table",
     "frequency_weighted_iou",
     "group_iou",
     "instance_iou",
@@ -81,6 +86,7 @@ __all__ = [
     "per_image_miou",
     "pixel_accuracy",
     "precision_recall_f1",
+    "score_segmentation",
     "segmentation_metrics",
 ]
 

@@ -492,7 +492,7 @@ def fine_tune_groups(model: nn.Module, lr: float,
     ``torch.optim.AdamW(fine_tune_groups(model, 3e-3), weight_decay=1e-4)``: the new layers
     learn fast, the pre-trained ones move less (their features are worth keeping).
     """
-    encoder = _encoder_of(model)
+    encoder = _encoder_of(model)  # model.backbone, else model.encoder
     mine = {id(p) for p in encoder.parameters()}
     return [{"params": [p for p in model.parameters() if id(p) not in mine], "lr": lr},
             {"params": list(encoder.parameters()), "lr": lr * encoder_lr_scale}]

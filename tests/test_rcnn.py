@@ -13,6 +13,7 @@ from course_lib.models.rcnn import (
     MaskRCNN,
     PANet,
     mask_round_trip,
+    round_trip_iou,
 )
 from course_lib.models.rcnn.training import detect, train_detector
 
@@ -191,6 +192,28 @@ def test_roialign_keeps_masks_better_than_roipool() -> None:
         ious[(op, snap)] = inter / union
     assert ious[("align", False)] > ious[("pool", False)] + 0.05, ious
     assert ious[("align", False)] > ious[("align", True)], ious  # the rounding is what hurts
+
+
+def test_round_trip_iou_pools_the_objects_of_every_image() -> None:
+    world = TouchingWorld(3, image_size=96, seed=2)
+    targets = [world[i][1] for i in range(len(world))]
+    for op, snap in (("align", False), ("pool", False), ("align", True)):
+        inter = union = 0  # the oracle: counts summed over all objects, then one ratio
+        for t in targets:
+            masks = t["masks"].bool()
+            back = mask_round_trip(masks, t["boxes"], 8, op, snap=snap) >= 0.5
+            inter += int((back & masks).sum())
+            union += int((back | masks).sum())
+        assert round_trip_iou(targets, 8, op, snap=snap) == pytest.approx(inter / union, abs=1e-12)
+    square = torch.zeros(1, 32, 32, dtype=torch.bool)
+    square[0, 8:24, 8:24] = True
+    boxes = torch.tensor([[8.0, 8.0, 24.0, 24.0]])
+    with pytest.raises(ValueError, match="at least one target"):
+        round_trip_iou([], 16)
+    with pytest.raises(ValueError, match="needs 'masks' and 'boxes'"):
+        round_trip_iou([{"masks": square}], 16)
+    with pytest.raises(ValueError, match="no mask pixels"):
+        round_trip_iou([{"masks": square & False, "boxes": boxes}], 16)
 
 
 def test_step_time_benchmark_against_torchvision_runs() -> None:

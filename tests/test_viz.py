@@ -221,6 +221,31 @@ def test_plot_instances_draws_outlines_boxes_and_labels() -> None:
         viz.plot_instances(image, masks, boxes[:1])
 
 
+def test_draw_instance_masks_keeps_the_confident_instances() -> None:
+    image = torch.rand(3, 32, 40)
+    masks = torch.zeros(3, 1, 32, 40)  # Mask R-CNN's [M, 1, H, W] probabilities
+    masks[0, 0, 2:10, 3:15] = 0.9
+    masks[1, 0, 15:30, 20:35] = 0.8
+    masks[2, 0, 15:20, 2:8] = 0.7
+    fig = viz.CourseFigure()
+    ax = fig.subplots()
+    drawn = viz.draw_instance_masks(ax, image, masks, torch.tensor([0.9, 0.2, 0.5]), title="model")
+    assert drawn == 2 and ax.get_title() == "model: 2 objects"
+    layers = ax.get_images()
+    assert len(layers) == 3  # the grey image and one fill per kept instance
+    grey = layers[0].get_array()
+    np.testing.assert_allclose(grey, image.mean(0).numpy(), atol=1e-6)
+    fill = layers[1].get_array()
+    assert fill.shape == (32, 40, 4)
+    assert fill[5, 5, 3] == pytest.approx(0.6) and fill[20, 25, 3] == 0  # opaque on the mask only
+    # ground truth: bool [M, H, W], no scores: every instance is drawn
+    assert viz.draw_instance_masks(fig.subplots(), image, masks[:1, 0] > 0.5) == 1
+    with pytest.raises(ValueError, match="3 masks but 2 scores"):
+        viz.draw_instance_masks(ax, image, masks, torch.tensor([0.9, 0.2]))
+    with pytest.raises(ValueError, match=r"masks must be \[M, H, W\]"):
+        viz.draw_instance_masks(ax, image, masks[:, :, :16])
+
+
 def test_plot_metric_table_highlights_the_best() -> None:
     fig = viz.plot_metric_table({"otsu": {"miou": 0.3}, "kmeans": {"miou": 0.5}})
     bars = fig.get_axes()[0].patches

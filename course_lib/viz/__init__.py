@@ -24,6 +24,7 @@ from .colours import (
 )
 from .figures import (
     CourseFigure,
+    draw_instance_masks,
     figure_to_png,
     plot_confusion_matrix,
     plot_history,
@@ -40,6 +41,7 @@ __all__ = [
     "VOID_COLOR",
     "CourseFigure",
     "colorize",
+    "draw_instance_masks",
     "error_map",
     "figure_to_png",
     "get_palette",

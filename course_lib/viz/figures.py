@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.colors import TABLEAU_COLORS, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
@@ -331,6 +332,42 @@ def plot_instances(image: Any, masks: Any, boxes: Any = None, labels: Any = None
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                   title="instances")
     return fig
+
+
+def draw_instance_masks(ax: Any, image: Any, masks: Any, scores: Any = None,
+                        threshold: float = 0.5, title: str | None = None) -> int:
+    """Draw instance masks on an existing axes: the image in grey (so the colours stand out),
+    each instance with ``score >= threshold`` filled in its own colour (tab10) and outlined.
+
+    ``masks`` ``[M, H, W]`` or ``[M, 1, H, W]`` (probabilities or bool, thresholded at 0.5, as
+    the Mask R-CNN contract returns them); ``scores`` ``[M]`` (all kept if None). The title
+    gets ``": N objects"`` appended. Returns N, the number of instances drawn.
+    """
+    rgb = to_numpy_image(image)
+    mask_array = as_numpy(masks).astype(np.float32)
+    if mask_array.ndim == 4 and mask_array.shape[1] == 1:
+        mask_array = mask_array[:, 0]
+    if mask_array.ndim != 3 or (len(mask_array) and mask_array.shape[1:] != rgb.shape[:2]):
+        raise ValueError(f"masks must be [M, H, W] or [M, 1, H, W] with H, W = {rgb.shape[:2]}, "
+                         f"got {tuple(np.shape(as_numpy(masks)))}")
+    keep = np.ones(len(mask_array), dtype=bool)
+    if scores is not None:
+        score_array = as_numpy(scores).reshape(-1)
+        if len(score_array) != len(mask_array):
+            raise ValueError(f"{len(mask_array)} masks but {len(score_array)} scores")
+        keep = score_array >= threshold
+    grey = rgb.mean(-1) if rgb.ndim == 3 else rgb
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1.5)  # dimmed: vmax above the brightest pixel
+    colours = colormaps["tab10"](np.arange(int(keep.sum())) % 10)
+    for m, c in zip(mask_array[keep], colours, strict=True):
+        fill = np.dstack([np.broadcast_to(c[:3], m.shape + (3,)), 0.6 * (m >= 0.5)])
+        ax.imshow(fill, interpolation="nearest")
+        ax.contour(m, levels=[0.5], colors=[c], linewidths=1)
+    n = int(keep.sum())
+    ax.set_title(f"{title + ': ' if title else ''}{n} object{'' if n == 1 else 's'}", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return n
 
 
 def plot_metric_table(rows: Mapping[str, Mapping[str, float]] | Sequence[Mapping[str, Any]],

@@ -42,14 +42,15 @@ from .roi_heads import (
     mask_round_trip,
     paste_masks,
     pool_rois,
+    round_trip_iou,
 )
 from .rpn import RegionProposalNetwork, RPNHead
 
 __all__ = [
     "AnchorGenerator", "BoxCoder", "Matcher", "sample_balanced", "RPNHead",
     "RegionProposalNetwork", "MultiScaleRoIPool", "BoxHead", "BoxPredictor", "MaskHead",
-    "MaskPredictor", "RoIHeads", "pool_rois", "mask_round_trip", "BottomUpPath", "MaskRCNN",
-    "PANet",
+    "MaskPredictor", "RoIHeads", "pool_rois", "mask_round_trip", "round_trip_iou", "BottomUpPath",
+    "MaskRCNN", "PANet",
     "MaskRCNNSizes", "MASK_RCNN_SIZES", "TORCHVISION_KEY_MAP", "freeze_batchnorm",
     "load_torchvision_state_dict", "paste_masks", "prepare_batch", "torchvision_key",
 ]

@@ -423,6 +423,27 @@ def mask_round_trip(masks: torch.Tensor, boxes: torch.Tensor, stride: int, op: s
     return paste_masks(pooled, boxes.float(), height, width)[:, 0]
 
 
+def round_trip_iou(targets: Sequence[dict[str, torch.Tensor]], stride: int, op: str = "align",
+                   snap: bool = False) -> float:
+    """Mask IoU of the true masks after :func:`mask_round_trip`, pooled over a data set:
+    the pixels kept and pasted back (probability >= 0.5) that are inside the true mask,
+    divided by those in either, summed over every object of every target before dividing
+    (``targets``: dicts with ``"masks"`` ``[M, H, W]`` and ``"boxes"`` ``[M, 4]``)."""
+    if not targets:
+        raise ValueError("round_trip_iou needs at least one target")
+    inter = union = 0.0
+    for t in targets:
+        if "masks" not in t or "boxes" not in t:
+            raise ValueError(f"each target needs 'masks' and 'boxes', got keys {sorted(t)}")
+        masks = t["masks"].bool()
+        back = mask_round_trip(masks, t["boxes"], stride, op, snap=snap) >= 0.5
+        inter += float((back & masks).sum())
+        union += float((back | masks).sum())
+    if union == 0:
+        raise ValueError("round_trip_iou: the targets hold no mask pixels")
+    return inter / union
+
+
 __all__ = ["ROI_OPS", "MultiScaleRoIPool", "BoxHead", "BoxPredictor", "MaskHead", "MaskPredictor",
            "RoIHeads", "boxes_to_rois", "pool_rois", "fuse_levels", "paste_masks",
-           "mask_round_trip"]
+           "mask_round_trip", "round_trip_iou"]

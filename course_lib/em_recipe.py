@@ -12,6 +12,8 @@ error (the fraction of misclassified pixels of the binary map; Arganda-Carreras 
 table; ``--ablation`` adds one row per ingredient taken away (or added) and writes the table to
 ``artifacts/em/ablation.md``. Every model trains for the same wall-clock budget (the fair
 comparison when an ingredient costs time); evaluation time is not counted.
+:func:`cell_scores` scores notebook 08's cell/membrane models (cells and membranes at a
+quarter of this resolution, the microscopy world) as pixels and as separated cells.
 
 The elastic deformation is the paper's: random displacements on a coarse 3 x 3 grid (10 px
 standard deviation) interpolated bicubically to every pixel, applied to a whole batch at once
@@ -43,15 +45,18 @@ from scipy import ndimage
 
 from course_lib import config
 from course_lib.classic.pixels import otsu_threshold
+from course_lib.data.medical import CELL, MEMBRANE
 from course_lib.data.readers import EMStack
 from course_lib.losses import pixel_weighted_cross_entropy, unet_weight_map
 from course_lib.metrics.confusion import confusion_matrix
-from course_lib.metrics.scores import pixel_accuracy, precision_recall_f1
+from course_lib.metrics.objects import objects_separated
+from course_lib.metrics.scores import pixel_accuracy, precision_recall_f1, segmentation_metrics
 from course_lib.models.unet import UNet
 from course_lib.tiling import predict_tiled
+from course_lib.train.evaluation import predict
 from course_lib.train.step import optimizer_step
 
-__all__ = ["VARIANTS", "Recipe", "border_weights", "elastic_batch", "load_sections",
+__all__ = ["VARIANTS", "Recipe", "border_weights", "cell_scores", "elastic_batch", "load_sections",
            "membrane_scores", "otsu_membranes", "predict_sections", "random_crop", "run_variant",
            "scheduled_lr", "split_sections", "train_recipe"]
 
@@ -297,6 +302,33 @@ def membrane_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float
                          f"{tuple(pred.shape)} and {target.dtype} {tuple(target.shape)}")
     cm = confusion_matrix(pred.long(), target.long(), num_classes=2, ignore_index=None)
     return {"f1": float(precision_recall_f1(cm)[2][1]), "pixel_error": 1 - pixel_accuracy(cm)}
+
+
+def cell_scores(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                instance_ids: torch.Tensor | None = None
+                ) -> tuple[dict[str, float], torch.Tensor]:
+    """Notebook 08's scores of a cell/membrane model, and its prediction ``[N, H, W]``.
+
+    ``labels`` ``[N, H, W]``: 0 = membrane, 1 = cell (the microscopy world's and the
+    down-sampled ssTEM sections' convention). Returns ``{"cell IoU", "membrane F1",
+    "membrane recall"}`` and, given the true cells' ``instance_ids``, ``"cells separated"``:
+    the share of cells that one connected predicted cell region overlaps with IoU > 0.5
+    (:func:`course_lib.metrics.objects_separated`), the error that U-Net's border weight map
+    targets and pixel scores barely see.
+    """
+    if images.dim() != 4 or labels.shape != (len(images), *images.shape[-2:]):
+        raise ValueError(f"expected images [N, C, H, W] and labels [N, H, W] of the same N, H, "
+                         f"W, got {tuple(images.shape)} and {tuple(labels.shape)}")
+    if instance_ids is not None and instance_ids.shape != labels.shape:
+        raise ValueError(f"instance_ids must be [N, H, W] like labels {tuple(labels.shape)}, "
+                         f"got {tuple(instance_ids.shape)}")
+    pred = predict(model, images)
+    met = segmentation_metrics(confusion_matrix(pred, labels, 2))
+    out = {"cell IoU": float(met["iou"][CELL]), "membrane F1": float(met["f1"][MEMBRANE]),
+           "membrane recall": float(met["recall"][MEMBRANE])}
+    if instance_ids is not None:
+        out["cells separated"] = objects_separated(pred == CELL, instance_ids)
+    return out, pred
 
 
 def split_sections(count: int) -> tuple[list[int], list[int]]:

@@ -24,6 +24,48 @@ def test_membrane_scores_refuse_non_binary_maps() -> None:
         em_recipe.membrane_scores(torch.zeros(2, 2), torch.zeros(2, 2, dtype=torch.bool))
 
 
+class _Says(torch.nn.Module):
+    """A 'model' that predicts a fixed label map, whatever the image."""
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = torch.nn.functional.one_hot(labels, 2).permute(0, 3, 1, 2).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits[: len(x)]
+
+
+def test_cell_scores_equal_hand_counts() -> None:
+    # two cells (ids 1, 2) with a membrane column (label 0) between them, 4 x 5 pixels
+    labels = torch.ones(1, 4, 5, dtype=torch.long)
+    labels[:, :, 2] = 0
+    ids = torch.tensor([[1, 1, 0, 2, 2]] * 4)[None]
+    images = torch.rand(1, 1, 4, 5)
+    # the membrane missed: one blob of 20 cell pixels, its IoU with each cell 8/20 < 0.5
+    blob, pred = em_recipe.cell_scores(_Says(torch.ones_like(labels)), images, labels, ids)
+    assert blob == pytest.approx({"cell IoU": 16 / 20, "membrane F1": 0.0,
+                                  "membrane recall": 0.0, "cells separated": 0.0})
+    assert list(blob) == ["cell IoU", "membrane F1", "membrane recall", "cells separated"]
+    assert bool((pred == 1).all())
+    # half the membrane found: F1 = 2*2 / (2*2 + 0 + 2), both cells still one region
+    half = labels.clone()
+    half[:, 2:, 2] = 1
+    scores, _ = em_recipe.cell_scores(_Says(half), images, labels, ids)
+    assert scores["membrane F1"] == pytest.approx(4 / 6)
+    assert scores["membrane recall"] == pytest.approx(0.5)
+    assert scores["cell IoU"] == pytest.approx(16 / 18) and scores["cells separated"] == 0.0
+    right, _ = em_recipe.cell_scores(_Says(labels), images, labels)
+    assert right == pytest.approx({"cell IoU": 1.0, "membrane F1": 1.0, "membrane recall": 1.0})
+
+
+def test_cell_scores_refuse_mismatched_shapes() -> None:
+    labels = torch.ones(1, 4, 5, dtype=torch.long)
+    with pytest.raises(ValueError, match="images \\[N, C, H, W\\] and labels"):
+        em_recipe.cell_scores(_Says(labels), torch.rand(1, 1, 4, 4), labels)
+    with pytest.raises(ValueError, match="instance_ids must be"):
+        em_recipe.cell_scores(_Says(labels), torch.rand(1, 1, 4, 5), labels, labels[0])
+
+
 def test_random_crop_keeps_image_label_and_weight_aligned() -> None:
     coords = torch.arange(64 * 64).reshape(64, 64)
     image, label, weight = coords.float(), coords % 2 == 0, coords.float() * 2

@@ -176,12 +176,14 @@ class Profile:
     pretrain_train: int = 2048  # pre-training scenes (named *_train: a smoke run caps it)
     pretrain_size: int = 96  # their side
     pretrain_crop: int = 64  # side of the random window each step trains on
-    pretrain_steps: int = 2400  # optimiser steps per backbone
+    pretrain_steps: int = 4800  # optimiser steps per backbone (VGG and other encoders)
     pretrain_batch: int = 32  # scenes (windows) per step
-    pretrain_lr: float = 3e-3  # peak of the one-cycle learning rate (VGG and other encoders)
-    # the ResNet backbones' peak lr (pretrain.Recipe.for_encoder): resnet_tiny-w8 named 56 % of
-    # the held-out objects at 3e-3, 59 % at 1e-2, and notebook 09's FPN found more objects from it
+    pretrain_lr: float = 1e-2  # peak of the one-cycle learning rate (VGG and other encoders)
+    # the ResNet backbones' own recipe (pretrain.Recipe.for_encoder), measured on resnet_tiny-w8:
+    # 56 % of the held-out objects named at 3e-3, 59 % at 1e-2 (and 09's FPN found more objects
+    # from it); twice the steps named 65 % but found no more objects in 09 or 11
     pretrain_resnet_lr: float = 1e-2
+    pretrain_resnet_steps: int = 2400
     # 19: challenges - FCN-8s / BiSeNet latency at the survey's resolution (full size),
     # a teacher and its students (pruning, int8, distillation, 6 bands) on small images, and
     # a large scene of challenges_grid x challenges_grid of them segmented by tiles.
@@ -232,7 +234,7 @@ PROFILES: dict[str, Profile] = {
         rnn_size=64, rnn_train=32, rnn_val=16, rnn_epochs=2,  # notebook 12
         referring_size=48, referring_train=48, referring_val=16, referring_epochs=2,
         pretrain_train=64, pretrain_size=64, pretrain_crop=48, pretrain_steps=20,  # pre-training
-        pretrain_batch=16,
+        pretrain_resnet_steps=20, pretrain_batch=16,
         attention_epochs=1, attention_backbone_epochs=1, attention_head_epochs=2,  # notebook 13
         attention_cost_side=9,
         adversarial_size=48, adversarial_train=64, adversarial_val=16,  # notebook 14
@@ -274,7 +276,7 @@ PROFILES: dict[str, Profile] = {
         referring_width=32,
         pretrain_train=20000, pretrain_size=256, pretrain_crop=192, pretrain_steps=6000,
         pretrain_batch=64, pretrain_lr=1e-3,  # pre-training
-        pretrain_resnet_lr=1e-3,  # (a larger ResNet lr is untried at this size)
+        pretrain_resnet_lr=1e-3, pretrain_resnet_steps=6000,  # (ResNet's own recipe: untried here)
         attention_epochs=30, attention_backbone_epochs=30, attention_head_epochs=20,  # nb 13
         attention_cost_side=49,
         adversarial_size=256, adversarial_train=4000, adversarial_val=500,  # notebook 14

@@ -112,10 +112,12 @@ def test_cache_is_keyed_by_configuration_seed_and_recipe():
                 for s in (32, 16, 8)} == {path(build_backbone(name, width=4), TINY, 0)}
 
 
-def test_resnet_backbones_have_their_own_learning_rate():
+def test_resnet_backbones_have_their_own_learning_rate_and_steps():
     standard = config.PROFILES["standard"]
     base = pretrain.Recipe.from_profile(standard)
-    resnet = dataclasses.replace(base, lr=standard.pretrain_resnet_lr)
+    resnet = dataclasses.replace(base, lr=standard.pretrain_resnet_lr,
+                                 steps=standard.pretrain_resnet_steps)
+    assert resnet.steps != base.steps
     assert resnet != base and pretrain.Recipe.from_profile(standard, resnet=True) == resnet
     for name, stride in (("resnet_tiny", 32), ("resnet_tiny", 8), ("resnet18", 16)):
         backbone = build_backbone(name, width=4, output_stride=stride)
@@ -123,11 +125,12 @@ def test_resnet_backbones_have_their_own_learning_rate():
     for encoder in (build_backbone("vgg_tiny", width=4), build_model("segnet", width=4).encoder,
                     build_model("encoder_decoder", width=4).encoder):
         assert pretrain.Recipe.for_encoder(encoder, standard) == base
-    # the file of the VGG weights on which notebooks 05, 06 and 12 were verified stays the same
-    assert base.key() == "259911dc"
+    # the files of the weights on which the notebooks' lessons were verified over three seeds
+    assert (base.key(), resnet.key()) == ("ec825bbe", "d00a2091")
 
 
-def test_the_default_recipe_is_the_encoders_own():
+def test_the_default_recipe_is_the_encoders_own(monkeypatch):
+    monkeypatch.setenv(config.ENV_VAR, "standard")  # where the two recipes differ
     resnet, vgg = build_backbone("resnet_tiny", width=4), build_backbone("vgg_tiny", width=4)
     assert pretrain.cache_path(resnet, seed=0) == pretrain.cache_path(
         resnet, pretrain.Recipe.from_profile(resnet=True), 0)

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from course_lib.data.shapes import CLASS_NAMES, NUM_CLASSES
-from course_lib.metrics import SHAPES_GROUPS, boundary_f_score, format_table, score_segmentation
+from course_lib.metrics import (
+    SHAPES_GROUPS,
+    binary_miou,
+    boundary_f_score,
+    format_table,
+    score_segmentation,
+)
 
 # Three classes on a 4x4 image. Class 0: 4 target pixels, predicted on those 4 and one of
 # class 1 -> IoU 4/5. Class 1: 4 target pixels, 3 found, one of class 2 taken -> 3/5.
@@ -114,3 +120,16 @@ def test_format_table_errors() -> None:
         format_table(ROWS, {"extra": ("extra", "s")})
     with pytest.raises(ValueError, match="column 'miou': format 'd'"):
         format_table(ROWS, {"miou": ("mIoU", "d")})
+
+
+def test_binary_miou_against_a_hand_count() -> None:
+    # 2x4 image: foreground 3 true pixels, 2 found plus 1 false -> IoU 2/4; background 5 true
+    # pixels, 4 kept -> IoU 4/6; mIoU = (1/2 + 2/3) / 2
+    target = torch.tensor([[1, 1, 1, 0], [0, 0, 0, 0]], dtype=torch.bool)[None]
+    masks = [torch.tensor([[1, 1, 0, 1], [0, 0, 0, 0]], dtype=torch.bool)]
+    assert binary_miou(masks, target) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert binary_miou(target.clone(), target) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="boolean"):
+        binary_miou(target.long(), target)
+    with pytest.raises(ValueError, match="differ"):
+        binary_miou(target[:, :, :2], target)

@@ -117,3 +117,12 @@ def test_public_names_stay_where_the_notebooks_import_them():
         assert not missing, f"{module.__name__} lacks {missing}"
     assert {"ShapesWorld", "CLASS_NAMES", "MEMBRANE", "write_voc", "write_coco"} <= set(dir(sy))
     assert {"fetch", "EMStack", "rle_encode", "boxes_from_masks"} <= set(dir(formats))
+
+
+def test_things_vs_stuff_labels_thing_pixels_one_and_keeps_the_image() -> None:
+    image = torch.rand(3, 2, 3)
+    mask = torch.tensor([[sy.STUFF_CLASSES[0], sy.THING_CLASSES[0], sy.THING_CLASSES[-1]],
+                         [sy.IGNORE_INDEX, sy.STUFF_CLASSES[-1], sy.THING_CLASSES[3]]])
+    out_image, labels = sy.things_vs_stuff((image, mask))
+    assert out_image is image
+    assert labels.dtype == torch.long and labels.tolist() == [[0, 1, 1], [0, 0, 1]]

@@ -58,6 +58,7 @@ from course_lib.data.synthetic import (
     ShapesWorld,
     foreground,
     generation_speed,
+    things_vs_stuff,
     write_coco,
     write_voc,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "ShapesWorld",
     "foreground",
     "generation_speed",
+    "things_vs_stuff",
     "write_coco",
     "write_voc",
     "DATASETS",

@@ -102,6 +102,7 @@ __all__ = [
     "SPLITS",
     "ShapesWorld",
     "foreground",
+    "things_vs_stuff",
     "generation_speed",
     "RGBD_CLASS_NAMES",
     "RGBD_PALETTE",
@@ -337,6 +338,13 @@ def foreground(mask: torch.Tensor) -> torch.Tensor:
     """Boolean map of thing pixels (classes 4..11) of a semantic mask; void is not foreground."""
     mask = torch.as_tensor(mask)
     return (mask >= THING_CLASSES[0]) & (mask < NUM_CLASSES)
+
+
+def things_vs_stuff(sample: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset transform for figure-ground segmentation: ``(image, semantic mask)`` ->
+    ``(image, labels)`` with 1 on thing pixels, 0 on stuff (and on void): :func:`foreground`."""
+    image, mask = sample
+    return image, foreground(mask).long()
 
 
 # --------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from __future__ import annotations
 from .boundary import boundary_f_score
 from .confusion import ConfusionMatrix, confusion_matrix
 from .objects import instance_iou, iou_by_object_size, objects_separated
-from .report import SHAPES_GROUPS, format_table, score_segmentation
+from .report import SHAPES_GROUPS, binary_miou, format_table, score_segmentation
 from .scores import (
     dice_per_class,
     frequency_weighted_iou,
@@ -70,6 +70,7 @@ from .scores import (
 __all__ = [
     "SHAPES_GROUPS",
     "ConfusionMatrix",
+    "binary_miou",
     "boundary_f_score",
     "confusion_matrix",
     "dice_per_class",

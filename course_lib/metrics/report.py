@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from course_lib.config import IGNORE_INDEX
@@ -87,6 +88,19 @@ def score_segmentation(
     if pair is not None:
         row.update(pair_confusion(cm, pair))
     return row
+
+
+def binary_miou(masks: Tensor | Sequence[Tensor], target: Tensor) -> float:
+    """mIoU of a figure-ground segmentation: boolean foreground ``masks`` (``[N, H, W]`` or a
+    list of ``[H, W]``) against the boolean ``target`` ``[N, H, W]``, over its two classes
+    (background and foreground), pooled over the set."""
+    pred = masks if isinstance(masks, Tensor) else torch.stack(list(masks))
+    if pred.shape != target.shape:
+        raise ValueError(f"masks {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    if pred.dtype != torch.bool or target.dtype != torch.bool:
+        raise ValueError(f"binary_miou wants boolean masks and target, got {pred.dtype} and "
+                         f"{target.dtype}")
+    return mean_iou(confusion_matrix(pred.long(), target.long(), 2))
 
 
 def format_table(

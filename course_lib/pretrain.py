@@ -509,12 +509,13 @@ def fine_tune_groups(model: nn.Module, lr: float,
 
 def fine_tune(model: nn.Module, loader: Iterable, loss_fn: Callable[..., torch.Tensor], lr: float,
               epochs: int, encoder_lr_scale: float = 0.3, weight_decay: float = 1e-4,
-              progress: bool = True) -> History:
+              progress: bool = True, verbose: bool = False) -> History:
     """Fine-tune ``model`` as the papers did: its encoder (``model.backbone`` or
-    ``model.encoder``) starts from the cached pre-trained weights (:func:`load_pretrained`), the
-    new layers from their random initialisation; AdamW over :func:`fine_tune_groups` (the
-    encoder at ``encoder_lr_scale`` x ``lr``), :func:`~course_lib.train.fit` for ``epochs``."""
-    load_pretrained(_encoder_of(model), verbose=False)
+    ``model.encoder``) starts from the cached pre-trained weights (:func:`load_pretrained`,
+    which says where they come from when ``verbose``), the new layers from their random
+    initialisation; AdamW over :func:`fine_tune_groups` (the encoder at ``encoder_lr_scale`` x
+    ``lr``), :func:`~course_lib.train.fit` for ``epochs``."""
+    load_pretrained(_encoder_of(model), verbose=verbose)
     optimizer = torch.optim.AdamW(fine_tune_groups(model, lr, encoder_lr_scale),
                                   weight_decay=weight_decay)
     return fit(model, loader, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,

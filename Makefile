@@ -8,7 +8,7 @@ PROFILE ?= standard
 # seeds of the pre-trained encoders that `make pretrain` builds
 SEEDS ?= 0
 # the pre-trained encoders the notebooks load (course_lib.encoders.course_encoders names)
-BOOK_ENCODERS := vgg_tiny resnet_tiny
+BOOK_ENCODERS := vgg_tiny
 # The developers' sample folder of real data sets (notebook 08's EM sections), when present;
 # a COURSE_DATA_MIRROR set in the environment wins.
 REAL_MIRROR := $(wildcard $(abspath ../shared/data/real))
@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml
 
 data: $(DATA_STAMP)
 
-# The data sets, and the pre-trained encoders the notebooks start from (03, 05-07, 09, 11, 12:
-# vgg_tiny and resnet_tiny at the standard profile's sizes, COURSE_SEED): ~4 minutes once on 2 cores, as a
+# The data sets, and the pre-trained encoder the notebooks start from (03, 05-07, 09, 11, 12:
+# vgg_tiny at the standard profile's sizes, COURSE_SEED): a few minutes once on 2 cores, as a
 # download of ImageNet weights would be (`make book` builds those of another COURSE_SEED). A
 # notebook that finds none pre-trains it on the fly.
 $(DATA_STAMP): $(STAMP)

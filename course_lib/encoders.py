@@ -2,8 +2,8 @@
 
 :func:`course_lib.pretrain.load_pretrained` pre-trains a missing encoder on the fly (minutes);
 this command builds them once, before the notebooks run, as one would download ImageNet
-weights: ``make data`` builds the encoders the notebooks load (``--only vgg_tiny resnet_tiny``,
-the standard profile, ``COURSE_SEED``), ``make pretrain SEEDS="0 1 2"`` every encoder for the
+weights: ``make data`` builds the encoder the notebooks load (``--only vgg_tiny``, the
+standard profile, ``COURSE_SEED``), ``make pretrain SEEDS="0 1 2"`` every encoder for the
 three seeds on which the lessons are checked.
 """
 
@@ -26,9 +26,10 @@ from .pretrain import Recipe, cache_dir, cache_path, load_pretrained
 
 def course_encoders(profile: config.Profile | None = None) -> dict[str, nn.Module]:
     """The encoders the notebooks start from, at the profile's sizes (what ``make pretrain``
-    builds): the VGG and ResNet backbones of notebooks 05, 09 and 11 (the VGG also feeds 03's
-    TernausNet, 06, 07's pre-trained SegNet and 12), LinkNet's ResNet-18 and SegNet's /
-    DeconvNet's VGG16 at their papers' depths (notebook 07), and notebook 03's encoder."""
+    builds): the VGG every notebook loads (03's TernausNet, 05, 06, 07's pre-trained SegNet,
+    09's FCN / PSPNet / FPN, 11's DeepLabs, 12), the ResNet that 09 and 11 measured against it
+    (it found about half the objects), LinkNet's ResNet-18 and SegNet's / DeconvNet's VGG16 at
+    their papers' depths (notebook 07), and notebook 03's encoder."""
     p = profile or config.get_profile()
     width = max(4, p.width // 2)  # the family notebooks train at half the base width
     return {

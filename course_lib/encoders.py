@@ -26,7 +26,7 @@ from .pretrain import Recipe, cache_dir, cache_path, load_pretrained
 
 def course_encoders(profile: config.Profile | None = None) -> dict[str, nn.Module]:
     """The encoders the notebooks start from, at the profile's sizes (what ``make pretrain``
-    builds): the VGG every notebook loads (03's TernausNet, 05, 06, 07's pre-trained SegNet,
+    builds): the VGG that the notebooks load (03's TernausNet, 05, 06, 07's pre-trained SegNet,
     09's FCN / PSPNet / FPN, 11's DeepLabs, 12), the ResNet that 09 and 11 measured against it
     (it found about half the objects), LinkNet's ResNet-18 and SegNet's / DeconvNet's VGG16 at
     their papers' depths (notebook 07), and notebook 03's encoder."""

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", default=None,
                         help="names of course_encoders() to build (default: all)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="encoders pre-trained at once, one thread each (default 1)")
+                        help="encoders pre-trained at once (default 1); each on one thread, "
+                        "so that the weights do not depend on the number of cores")
     args = parser.parse_args(argv)
     if args.profile is not None:
         config.set_profile(args.profile)
@@ -92,9 +93,14 @@ def main(argv: list[str] | None = None) -> None:
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
             for line in pool.map(functools.partial(_build, threads=1), missing):
                 print(line, flush=True)
-    else:
-        for job in missing:
-            print(_build(job), flush=True)
+    else:  # one thread, as in the workers: the weights must not depend on the machine's cores
+        threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+        try:
+            for job in missing:
+                print(_build(job, threads=1), flush=True)
+        finally:  # the caller (a test, a notebook) keeps its own settings
+            torch.set_num_threads(threads)
+            torch.backends.mkldnn.enabled = mkldnn
     print(f"[{profile.name}] pre-trained encoders ready in {time.perf_counter() - started:.0f} s "
           f"under {cache_dir()}")
 

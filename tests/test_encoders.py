@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from course_lib import encoders
 
@@ -27,3 +28,24 @@ def test_unknown_encoder_names_are_refused(capsys):
     with pytest.raises(SystemExit):
         encoders.main(["--profile", "quick", "--only", "vgg_tinny"])
     assert "unknown encoder(s) ['vgg_tinny']" in capsys.readouterr().err
+
+
+def test_each_build_runs_on_one_thread_and_the_caller_keeps_its_own(monkeypatch):
+    """Float sums differ with the thread count (the standard VGG came out up to 20 apart with 1
+    and 2 threads), so every build uses one: ``make data`` gives the same weights on any machine."""
+    seen = []
+
+    def record_threads(encoder, seed, recipe, verbose):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop after recording")
+
+    monkeypatch.setattr(encoders, "load_pretrained", record_threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="stop after recording"):
+            encoders.main(["--profile", "quick", "--only", "vgg_tiny", "--seeds", "0"])
+        assert torch.get_num_threads() == 2  # restored, though the build failed
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [1]

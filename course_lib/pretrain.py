@@ -85,6 +85,7 @@ PRETRAIN_WORLD = 1000  # pre-training scenes come from world seed PRETRAIN_WORLD
 RECIPE_VERSION = 1  # bump when the pre-training task changes: it invalidates the cache
 MIN_OBJECT_PIXELS = 8  # smaller visible objects are not asked about (a few pixels of a wire)
 MIN_SCENE_PIXELS = 4  # a class "appears" in a scene with at least this many pixels
+ENCODER_LR_SCALE = 0.3  # fine-tuning: the pre-trained encoder moves at 0.3x the new layers' rate
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,7 +495,7 @@ def _encoder_of(model: nn.Module) -> nn.Module:
 
 
 def fine_tune_groups(model: nn.Module, lr: float,
-                     encoder_lr_scale: float = 0.3) -> list[dict[str, object]]:
+                     encoder_lr_scale: float = ENCODER_LR_SCALE) -> list[dict[str, object]]:
     """Optimiser parameter groups for fine-tuning: the pre-trained encoder (``model.backbone``
     or ``model.encoder``) at ``encoder_lr_scale`` x ``lr``, everything else at ``lr``.
 
@@ -508,7 +509,7 @@ def fine_tune_groups(model: nn.Module, lr: float,
 
 
 def fine_tune(model: nn.Module, loader: Iterable, loss_fn: Callable[..., torch.Tensor], lr: float,
-              epochs: int, encoder_lr_scale: float = 0.3, weight_decay: float = 1e-4,
+              epochs: int, encoder_lr_scale: float = ENCODER_LR_SCALE, weight_decay: float = 1e-4,
               progress: bool = True, verbose: bool = False) -> History:
     """Fine-tune ``model`` as the papers did: its encoder (``model.backbone`` or
     ``model.encoder``) starts from the cached pre-trained weights (:func:`load_pretrained`,

@@ -23,6 +23,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from .machine import banner_threads
+
 ENV_VAR = "COURSE_PROFILE"
 DEFAULT_PROFILE = "standard"
 DATA_DIR_VAR = "COURSE_DATA_DIR"
@@ -467,84 +469,15 @@ def using_profile(name: str) -> Iterator[Profile]:
         _chosen = before
 
 
-# Threads: set deliberately, because the default (one per core in every process) makes two
-# processes on two cores fight: one training step measured 14x slower (16.7 -> 1.16 steps/s).
-THREADS_VAR = "COURSE_THREADS"  # torch's CPU threads; else OMP_NUM_THREADS; else the cores
-BUSY_LOAD_FACTOR = 1.5  # a 1-minute load average above this many times the cores is "busy"
-_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before the course changes it
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def thread_setting() -> tuple[int, str]:
-    """(threads, where that number comes from): ``COURSE_THREADS``, ``OMP_NUM_THREADS``, cores."""
-    for var in (THREADS_VAR, "OMP_NUM_THREADS"):
-        raw = os.environ.get(var, "").strip()
-        if raw:
-            try:
-                threads = int(raw)
-            except ValueError:
-                threads = 0
-            if threads < 1:
-                raise ValueError(f"{var} must be a positive integer, got {raw!r}")
-            return threads, var
-    # never more than torch chose by itself at import (it may leave hyperthreads out)
-    return min(available_cores(), _TORCH_DEFAULT_THREADS), "the number of cores"
-
-
-def configure_threads() -> int:
-    """Give torch the course's thread count (:func:`thread_setting`) and return it.
-
-    The first cell of every notebook calls it through :func:`banner`.
-    """
-    threads, _ = thread_setting()
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
-
-
-def machine_load() -> float | None:
-    """The 1-minute load average (processes running or waiting), or None where unknown."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # Windows
-        return None
-
-
-def oversubscription_warnings(threads: int | None = None, cores: int | None = None,
-                              load: float | None = None) -> list[str]:
-    """Why training may run slower here than the README's times (empty when nothing is wrong)."""
-    threads = torch.get_num_threads() if threads is None else threads
-    cores = available_cores() if cores is None else cores
-    load = machine_load() if load is None else load
-    found = []
-    if threads > cores:
-        found.append(f"{threads} threads on {cores} cores: the threads wait for each other "
-                     f"(set {THREADS_VAR}={cores} or less)")
-    if load is not None and load > BUSY_LOAD_FACTOR * cores:
-        found.append(f"the machine is busy (1-minute load {load:.1f} on {cores} cores): "
-                     "training runs slower than the README's times while other processes "
-                     f"share the cores; give each of several notebooks run at once "
-                     f"{THREADS_VAR}=1")
-    return found
-
-
 def banner() -> str:
     """The first cell's table: profile, sizes, device, AMP, threads, seed, versions.
 
-    It also applies the course's thread count (:func:`configure_threads`) and adds a
-    warning row when the machine is oversubscribed (:func:`oversubscription_warnings`).
+    It also applies the course's thread count and adds a warning row when the machine is
+    oversubscribed (:func:`course_lib.machine.banner_threads`).
     """
     import torchvision
 
-    threads = configure_threads()
-    _, source = thread_setting()
+    threads, threads_warnings = banner_threads()
     device = get_device()
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     prof = get_profile()
@@ -555,13 +488,12 @@ def banner() -> str:
                   f"width {prof.width}, {prof.epochs} epochs, batch {prof.batch_size}"),
         ("device", f"{device.type}{gpu}"),
         ("AMP", amp),
-        ("threads", f"{threads} (from {source}; {available_cores()} cores; "
-                    f"{THREADS_VAR} sets it)"),
+        ("threads", threads),
         ("seed", f"{course_seed()} ({SEED_VAR})"),
         ("versions", f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
                      f"python {platform.python_version()}"),
     ]
     if smoke():
         rows.insert(2, ("smoke", f"SMOKE run: {SMOKE_STEPS} steps per loop, tiny data"))
-    rows += [("warning", text) for text in oversubscription_warnings(threads)]
+    rows += [("warning", text) for text in threads_warnings]
     return "\n".join(f"{key:<9} {value}" for key, value in rows)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import config
+from course_lib import config, machine
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def test_seed_everything_is_deterministic() -> None:
 def test_banner_is_a_short_table(monkeypatch: pytest.MonkeyPatch) -> None:
     import torchvision
 
-    monkeypatch.setenv(config.THREADS_VAR, "1")
+    monkeypatch.setenv(machine.THREADS_VAR, "1")
     with config.using_profile("quick"):
         text = config.banner()
     rows = dict(line.split(None, 1) for line in text.splitlines())
@@ -120,36 +120,6 @@ def test_banner_is_a_short_table(monkeypatch: pytest.MonkeyPatch) -> None:
     assert torch.__version__ in rows["versions"] and torchvision.__version__ in rows["versions"]
     assert rows["threads"].startswith("1 (from COURSE_THREADS")
     assert torch.get_num_threads() == 1  # the banner applied it
-
-
-def test_threads_come_from_course_threads_then_omp_then_cores(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    before = torch.get_num_threads()
-    monkeypatch.delenv(config.THREADS_VAR, raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    cores = min(config.available_cores(), config._TORCH_DEFAULT_THREADS)
-    assert config.thread_setting() == (cores, "the number of cores")
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert config.thread_setting() == (3, "OMP_NUM_THREADS")
-    monkeypatch.setenv(config.THREADS_VAR, "2")
-    assert config.thread_setting() == (2, "COURSE_THREADS")
-    try:
-        assert config.configure_threads() == 2 and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
-    for bad in ("0", "two"):
-        monkeypatch.setenv(config.THREADS_VAR, bad)
-        with pytest.raises(ValueError, match=f"COURSE_THREADS must be a positive integer, "
-                                             f"got '{bad}'"):
-            config.thread_setting()
-
-
-def test_oversubscription_is_reported() -> None:
-    assert config.oversubscription_warnings(threads=2, cores=2, load=1.9) == []
-    busy = config.oversubscription_warnings(threads=2, cores=2, load=4.2)
-    assert len(busy) == 1 and "busy (1-minute load 4.2 on 2 cores)" in busy[0]
-    too_many = config.oversubscription_warnings(threads=8, cores=2, load=0.5)
-    assert len(too_many) == 1 and "8 threads on 2 cores" in too_many[0]
 
 
 def test_set_profile_after_reading_warns(monkeypatch: pytest.MonkeyPatch) -> None:

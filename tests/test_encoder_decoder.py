@@ -58,6 +58,7 @@ def test_segnet_decoder_uses_the_indices() -> None:
     (SegNet, {"width": 4, "depths": (1, 1, 1)}),
     (DeconvNet, {"width": 4, "depths": (1, 1, 1), "fc_channels": 16}),
     (LinkNet, {"width": 8, "backbone": "resnet_tiny"}),
+    (LinkNet, {"width": 8, "backbone": "vgg_tiny"}),  # any backbone's c2..c5 maps
     (HRNet, {"widths": (4, 8, 16, 32), "stem_channels": 8, "stage1_channels": 4, "blocks": 1}),
 ])
 @pytest.mark.parametrize("size", [(32, 48), (37, 29)])
@@ -70,8 +71,6 @@ def test_shapes_any_size(cls: type, kwargs: dict, size: tuple[int, int]) -> None
 def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="depths"):
         SegNet(depths=(1, 1, 1, 1, 1, 1))
-    with pytest.raises(ValueError, match="ResNet"):
-        LinkNet(backbone="vgg16")
     with pytest.raises(ValueError, match="widths"):
         HRNet(widths=(4, 8))
     with pytest.raises(ValueError, match="width or widths, not both"):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.segmentation import deeplabv3_resnet50
 
-from course_lib.bench import deeplab_vs_torchvision
+from course_lib.bench_torchvision import deeplab_vs_torchvision
 from course_lib.models.deeplab import (
     ASPP,
     ASPPPooling,

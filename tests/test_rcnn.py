@@ -217,7 +217,7 @@ def test_round_trip_iou_pools_the_objects_of_every_image() -> None:
 
 
 def test_step_time_benchmark_against_torchvision_runs() -> None:
-    from course_lib.bench import mask_rcnn_step_ratio
+    from course_lib.bench_torchvision import mask_rcnn_step_ratio
 
     out = mask_rcnn_step_ratio(size=64, batch=1, repeats=1, backbone="resnet18", device="cpu")
     assert out["ours_ms"] > 0 and out["torchvision_ms"] > 0

@@ -1,5 +1,6 @@
-"""course_lib.pretrain: targets against brute force, the cache (round trip, keys, atomic,
-weights_only), loading into every kind of encoder, features that classify crops."""
+"""course_lib.pretrain and its task (pretrain_task): targets against brute force, the cache
+(round trip, keys, atomic, weights_only), loading into every kind of encoder, features that
+classify crops."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import config, pretrain
+from course_lib import config, pretrain, pretrain_task
 from course_lib.models import build_model
 from course_lib.models.backbones import build_backbone
 from course_lib.models.basics import ShapeCrops
@@ -33,27 +34,27 @@ def test_object_table_matches_a_brute_force_count():
     labels[0, 1:3, 2:6], inst[0, 1:3, 2:6] = 5, 1  # a square of 8 pixels
     labels[1, 0:5, 0:2], inst[1, 0:5, 0:2] = 11, 2  # a boat of 10 pixels, id 2
     labels[1, 5, 6], inst[1, 5, 6] = 4, 1  # a one-pixel disk: too small to be asked about
-    table = pretrain.object_table(labels, inst, min_pixels=8)
+    table = pretrain_task.object_table(labels, inst, min_pixels=8)
     assert table["image"].tolist() == [0, 1]
     assert table["label"].tolist() == [5 - 4, 11 - 4]
     for k, (i, ident) in enumerate([(0, 1), (1, 2)]):
         ys, xs = torch.nonzero(inst[i] == ident, as_tuple=True)
         expected = torch.stack([ys.float().mean() + 0.5, xs.float().mean() + 0.5])
         torch.testing.assert_close(table["centre"][k], expected)
-    assert pretrain.object_table(labels, inst, min_pixels=1)["image"].tolist() == [0, 1, 1]
+    assert pretrain_task.object_table(labels, inst, min_pixels=1)["image"].tolist() == [0, 1, 1]
 
 
 def test_object_table_refuses_mismatched_maps():
     with pytest.raises(ValueError, match="same|one shape"):
-        pretrain.object_table(torch.zeros(1, 4, 4, dtype=torch.long),
-                              torch.zeros(1, 4, 5, dtype=torch.long))
+        pretrain_task.object_table(torch.zeros(1, 4, 4, dtype=torch.long),
+                                   torch.zeros(1, 4, 5, dtype=torch.long))
 
 
 def test_scene_labels_need_enough_pixels():
     labels = torch.zeros(1, 4, 4, dtype=torch.long)  # sky everywhere ...
     labels[0, 0, :3] = 7  # ... but 3 star pixels
     labels[0, 3, :] = 2  # and 4 road pixels
-    got = pretrain.scene_labels(labels, min_pixels=4)[0]
+    got = pretrain_task.scene_labels(labels, min_pixels=4)[0]
     assert got.nonzero().flatten().tolist() == [0, 2]
 
 

@@ -81,9 +81,9 @@ from .models.backbones import (
 )
 from .pretrain_task import (
     Classifiers,
-    _objects_of,
     measure,
     object_table,
+    objects_of,
     scene_labels,
     scene_tensors,
 )
@@ -194,7 +194,7 @@ def pretrain(encoder: nn.Module, recipe: Recipe | None = None, seed: int | None 
     net.train()
     for _ in tqdm(range(steps), desc="pre-train", disable=not progress, unit="step"):
         idx = torch.randperm(recipe.images, generator=order)[:batch]
-        where, label, centre = _objects_of(idx, objects, recipe.images)
+        where, label, centre = objects_of(idx, objects, recipe.images)
         x, y = images[idx], labels[idx]
         if torch.rand((), generator=order) < 0.5:  # mirror the scenes (and the centres)
             x, y = x.flip(-1), y.flip(-1)

@@ -112,7 +112,7 @@ class Classifiers(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Measuring: which objects a batch holds, and the held-out scores
 # --------------------------------------------------------------------------------------------
-def _objects_of(batch: torch.Tensor, objects: dict[str, torch.Tensor],
+def objects_of(batch: torch.Tensor, objects: dict[str, torch.Tensor],
                 num_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The objects of the images ``batch`` (indices, no repeats): position in the batch,
     label, centre."""
@@ -132,7 +132,7 @@ def measure(net: Classifiers, images: torch.Tensor, labels: torch.Tensor,
     with evaluating(net):
         for start in range(0, len(images), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(images)))
-            where, label, centre = _objects_of(idx, objects, len(images))
+            where, label, centre = objects_of(idx, objects, len(images))
             x = images[idx].to(device).float() / 255
             obj, scene = net(x, where.to(device), centre.to(device))
             right += int((obj.argmax(1).cpu() == label).sum())

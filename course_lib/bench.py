@@ -53,7 +53,9 @@ def count_flops(model: nn.Module, input: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued kernels (CUDA and MPS run asynchronously): a clock read
+    before it would time the launch, not the work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -65,12 +67,12 @@ def _time_calls(fn: Callable[[], Any], device: torch.device, warmup: int, repeat
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats=}, {warmup=}")
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append((time.perf_counter() - start) * 1000.0)
     return {
         "median_ms": statistics.median(times),

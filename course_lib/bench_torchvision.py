@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import config
-from .bench import _sync, train_step_time
+from .bench import synchronize, train_step_time
 
 
 def deeplab_vs_torchvision(
@@ -92,10 +92,10 @@ def mask_rcnn_step_ratio(size: int = 320, batch: int = 2, repeats: int = 5,
     times: dict[str, list[float]] = {"ours": [], "torchvision": []}
     for _ in range(repeats):
         for name, step in steps.items():
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             step()
-            _sync(device)
+            synchronize(device)
             times[name].append((time.perf_counter() - start) * 1000.0)
     ours_ms, theirs_ms = statistics.median(times["ours"]), statistics.median(times["torchvision"])
     return {"ours_ms": ours_ms, "torchvision_ms": theirs_ms, "ratio": ours_ms / theirs_ms,

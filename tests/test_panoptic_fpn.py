@@ -170,11 +170,11 @@ def test_overfits_two_images() -> None:
     first = None
     for _ in range(40):
         loss = sum(model.train()(images, targets).values())
-        first = float(loss) if first is None else first
+        first = loss.item() if first is None else first
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert float(loss) < 0.5 * first
+    assert loss.item() < 0.5 * first
     with torch.no_grad():
         out = model.eval()(images)
     for d, t in zip(out, targets, strict=True):

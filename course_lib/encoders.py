@@ -10,7 +10,6 @@ three seeds on which the lessons are checked.
 from __future__ import annotations
 
 import argparse
-import functools
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -41,15 +40,24 @@ def course_encoders(profile: config.Profile | None = None) -> dict[str, nn.Modul
     }
 
 
-def _build(job: tuple[str, int, str], threads: int | None = None) -> str:
+def _build(job: tuple[str, int, str]) -> str:
     """Load or pre-train course encoder ``name`` for ``seed`` in ``profile`` (one job of
-    :func:`main`); a line saying what was done."""
-    name, seed, profile_name = job
-    if threads is not None:
-        torch.set_num_threads(threads)
-    # torch 2.14's oneDNN backward can corrupt the heap on tiny CPU convolutions (see
-    # tests/conftest.py); the native kernels are safe
+    :func:`main`); a line saying what was done. The caller's settings are restored after."""
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    # one thread: float sums differ with the thread count, and the weights must not depend on
+    # the machine's cores. No oneDNN: torch 2.14's oneDNN backward can corrupt the heap on tiny
+    # CPU convolutions (see tests/conftest.py); the native kernels are safe. (Not
+    # torch.backends.mkldnn.flags: it warns about TF32 on Intel GPUs on every use.)
+    torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
+    try:
+        return _load_or_pretrain(*job)
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+
+
+def _load_or_pretrain(name: str, seed: int, profile_name: str) -> str:
     config.set_profile(profile_name)
     profile = config.get_profile()
     encoder = course_encoders(profile)[name]
@@ -91,16 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.jobs > 1 and len(missing) > 1:  # spawned workers: a forked torch may deadlock
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            for line in pool.map(functools.partial(_build, threads=1), missing):
+            for line in pool.map(_build, missing):
                 print(line, flush=True)
-    else:  # one thread, as in the workers: the weights must not depend on the machine's cores
-        threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-        try:
-            for job in missing:
-                print(_build(job, threads=1), flush=True)
-        finally:  # the caller (a test, a notebook) keeps its own settings
-            torch.set_num_threads(threads)
-            torch.backends.mkldnn.enabled = mkldnn
+    else:
+        for job in missing:
+            print(_build(job), flush=True)
     print(f"[{profile.name}] pre-trained encoders ready in {time.perf_counter() - started:.0f} s "
           f"under {cache_dir()}")
 

@@ -30,7 +30,7 @@ from . import config, pretrain
 from .config import IGNORE_INDEX
 from .losses import cross_entropy, model_loss
 from .metrics import ConfusionMatrix, mean_iou, score_segmentation
-from .runtime import evaluating
+from .runtime import evaluating, model_device
 from .train import predict
 from .train.step import optimizer_step
 
@@ -45,11 +45,12 @@ def count_flops(model: nn.Module, input: torch.Tensor) -> int:
 
     Counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which counts a
     multiply-add as 2 FLOPs and covers matrix products and convolutions (the bulk of the
-    cost); element-wise operations (ReLU, BatchNorm, interpolation) are not counted.
+    cost); element-wise operations (ReLU, BatchNorm, interpolation) are not counted. The
+    input goes to the model's device.
     """
     counter = FlopCounterMode(display=False)
     with evaluating(model), counter:
-        model(input)
+        model(input.to(model_device(model)))
     return int(counter.get_total_flops())
 
 

@@ -52,6 +52,7 @@ from course_lib.metrics.confusion import confusion_matrix
 from course_lib.metrics.objects import objects_separated
 from course_lib.metrics.scores import pixel_accuracy, precision_recall_f1, segmentation_metrics
 from course_lib.models.unet import UNet
+from course_lib.runtime import on_device
 from course_lib.tiling import predict_tiled
 from course_lib.train.evaluation import predict
 from course_lib.train.step import optimizer_step
@@ -224,39 +225,40 @@ def train_recipe(recipe: Recipe, images: torch.Tensor, membranes: torch.Tensor,
         weights = torch.stack([border_weights(m, wc) for m in membranes])
     else:
         weights = torch.ones(images.shape)
-    model = UNet(in_channels=1, num_classes=2, width=recipe.width).to(device)
+    model = UNet(in_channels=1, num_classes=2, width=recipe.width)
     model.normalisation = (mean, std)  # the inference uses the training statistics
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     scaler = config.grad_scaler(device)
     generator = torch.Generator().manual_seed(seed)
     steps, trained, next_report = 0, 0.0, report_every_s
     limit = config.cap_steps(max_steps if max_steps is not None else sys.maxsize)
-    model.train()
-    while steps < limit and trained < budget_s:
-        start = time.perf_counter()
-        picks = torch.randint(len(images), (recipe.batch,), generator=generator).tolist()
-        windows = [random_crop(images[i], membranes[i], weights[i], recipe.crop, generator)
-                   for i in picks]
-        # [batch, 3 = image/membrane/weight, crop, crop]: one deformation moves all three
-        crops = torch.stack([torch.stack([x, y.float(), w]) for x, y, w in windows])
-        if recipe.elastic:
-            crops = elastic_batch(crops, generator)
-        x = ((crops[:, :1] - mean) / std).to(device)
-        y = (crops[:, 1] >= 0.5).long().to(device)
-        w = crops[:, 2].to(device)
-        for group in optimizer.param_groups:  # done: the time or the steps, whichever is ahead
-            group["lr"] = scheduled_lr(recipe, max(trained / budget_s, steps / limit))
-        with config.autocast(device):
-            logits = model(x).float()
-        loss = pixel_weighted_cross_entropy(logits, y, w)
-        optimizer_step(loss, optimizer, scaler)
-        steps += 1
-        trained += time.perf_counter() - start
-        if on_time is not None and trained >= next_report:
-            on_time(model, trained)
-            model.train()
-            next_report += report_every_s
-    return model, trained, steps
+    with on_device(device, model):
+        model.train()
+        while steps < limit and trained < budget_s:
+            start = time.perf_counter()
+            picks = torch.randint(len(images), (recipe.batch,), generator=generator).tolist()
+            windows = [random_crop(images[i], membranes[i], weights[i], recipe.crop, generator)
+                       for i in picks]
+            # [batch, 3 = image/membrane/weight, crop, crop]: one deformation moves all three
+            crops = torch.stack([torch.stack([x, y.float(), w]) for x, y, w in windows])
+            if recipe.elastic:
+                crops = elastic_batch(crops, generator)
+            x = ((crops[:, :1] - mean) / std).to(device)
+            y = (crops[:, 1] >= 0.5).long().to(device)
+            w = crops[:, 2].to(device)
+            for group in optimizer.param_groups:  # done: the time or the steps, whichever is ahead
+                group["lr"] = scheduled_lr(recipe, max(trained / budget_s, steps / limit))
+            with config.autocast(device):
+                logits = model(x).float()
+            loss = pixel_weighted_cross_entropy(logits, y, w)
+            optimizer_step(loss, optimizer, scaler)
+            steps += 1
+            trained += time.perf_counter() - start
+            if on_time is not None and trained >= next_report:
+                on_time(model, trained)
+                model.train()
+                next_report += report_every_s
+        return model, trained, steps
 
 
 def predict_sections(model: torch.nn.Module, images: torch.Tensor, recipe: Recipe
@@ -270,19 +272,20 @@ def predict_sections(model: torch.nn.Module, images: torch.Tensor, recipe: Recip
     device = config.get_device()
     mean, std = model.normalisation
     pad = recipe.overlap // 2
-    maps = []
-    for image in images:
-        small = downscale(image[None], image[None] > 0, recipe.scale)[0][0]
-        x = ((small - mean) / std)[None, None]
-        x = F.pad(x, (pad,) * 4, mode="reflect")[0].to(device) if pad else x[0].to(device)
-        with config.autocast(device):
-            logits = predict_tiled(model, x, recipe.tile, recipe.overlap, batch_size=4).float()
-        logits = logits[:, pad:logits.shape[1] - pad, pad:logits.shape[2] - pad]
-        if recipe.scale != 1:
-            logits = F.interpolate(logits[None], size=image.shape, mode="bilinear",
-                                   align_corners=False)[0]
-        maps.append((logits.argmax(0) == 1).cpu())
-    return torch.stack(maps)
+    with on_device(device, model):
+        maps = []
+        for image in images:
+            small = downscale(image[None], image[None] > 0, recipe.scale)[0][0]
+            x = ((small - mean) / std)[None, None]
+            x = F.pad(x, (pad,) * 4, mode="reflect")[0].to(device) if pad else x[0].to(device)
+            with config.autocast(device):
+                logits = predict_tiled(model, x, recipe.tile, recipe.overlap, batch_size=4).float()
+            logits = logits[:, pad:logits.shape[1] - pad, pad:logits.shape[2] - pad]
+            if recipe.scale != 1:
+                logits = F.interpolate(logits[None], size=image.shape, mode="bilinear",
+                                       align_corners=False)[0]
+            maps.append((logits.argmax(0) == 1).cpu())
+        return torch.stack(maps)
 
 
 def otsu_membranes(images: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,7 @@ from .pretrain_task import (
     scene_labels,
     scene_tensors,
 )
+from .runtime import on_device
 from .train import History, fit, load_checkpoint, save_checkpoint
 
 RECIPE_VERSION = 1  # bump when the pre-training task changes: it invalidates the cache
@@ -183,7 +184,7 @@ def pretrain(encoder: nn.Module, recipe: Recipe | None = None, seed: int | None 
     images, labels, instances = scene_tensors(recipe.images, recipe.image_size, seed)
     objects = object_table(labels, instances)
     config.seed_everything(seed)
-    net = Classifiers(encoder, in_channels).to(device)
+    net = Classifiers(encoder, in_channels)
     optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=1e-4)
     steps = config.cap_steps(recipe.steps)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=steps,
@@ -191,30 +192,31 @@ def pretrain(encoder: nn.Module, recipe: Recipe | None = None, seed: int | None 
     order = torch.Generator().manual_seed(seed)
     batch = min(recipe.batch_size, recipe.images)
     started = time.perf_counter()
-    net.train()
-    for _ in tqdm(range(steps), desc="pre-train", disable=not progress, unit="step"):
-        idx = torch.randperm(recipe.images, generator=order)[:batch]
-        where, label, centre = objects_of(idx, objects, recipe.images)
-        x, y = images[idx], labels[idx]
-        if torch.rand((), generator=order) < 0.5:  # mirror the scenes (and the centres)
-            x, y = x.flip(-1), y.flip(-1)
-            centre = torch.stack([centre[:, 0], recipe.image_size - centre[:, 1]], 1)
-        x, y, where, label, centre = _crop(x, y, where, label, centre, recipe.crop, order)
-        obj, scene = net(x.to(device).float() / 255, where.to(device), centre.to(device))
-        loss = F.binary_cross_entropy_with_logits(scene, scene_labels(y).to(device))
-        if len(label):  # (a window without any object centre asks about none)
-            loss = loss + F.cross_entropy(obj, label.to(device))
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"pre-training loss became {value}: lower the lr "
-                                     f"({recipe.lr})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    seconds = time.perf_counter() - started
-    held_out = scene_tensors(max(recipe.images // 8, 16), recipe.image_size, seed, split="val")
-    return {**measure(net, *held_out), "seconds": seconds}
+    with on_device(device, net):
+        net.train()
+        for _ in tqdm(range(steps), desc="pre-train", disable=not progress, unit="step"):
+            idx = torch.randperm(recipe.images, generator=order)[:batch]
+            where, label, centre = objects_of(idx, objects, recipe.images)
+            x, y = images[idx], labels[idx]
+            if torch.rand((), generator=order) < 0.5:  # mirror the scenes (and the centres)
+                x, y = x.flip(-1), y.flip(-1)
+                centre = torch.stack([centre[:, 0], recipe.image_size - centre[:, 1]], 1)
+            x, y, where, label, centre = _crop(x, y, where, label, centre, recipe.crop, order)
+            obj, scene = net(x.to(device).float() / 255, where.to(device), centre.to(device))
+            loss = F.binary_cross_entropy_with_logits(scene, scene_labels(y).to(device))
+            if len(label):  # (a window without any object centre asks about none)
+                loss = loss + F.cross_entropy(obj, label.to(device))
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"pre-training loss became {value}: lower the lr "
+                                         f"({recipe.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        seconds = time.perf_counter() - started
+        held_out = scene_tensors(max(recipe.images // 8, 16), recipe.image_size, seed, split="val")
+        return {**measure(net, *held_out), "seconds": seconds}
 
 
 # --------------------------------------------------------------------------------------------

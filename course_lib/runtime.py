@@ -2,7 +2,9 @@
 
 Every part of the course that runs a model outside training (evaluation, prediction,
 widgets, benchmarks, probes) goes through :func:`evaluating`, so a model always comes back
-in the mode it had, also when the forward pass raises.
+in the mode it had, also when the forward pass raises. Every library function that trains or
+runs a model on the best device (CUDA, MPS) goes through :func:`on_device`, so the model
+comes back on the device it had: a notebook's next cell can call it on CPU tensors.
 """
 
 from __future__ import annotations
@@ -40,4 +42,34 @@ def evaluating(model: nn.Module, no_grad: bool = True) -> Iterator[nn.Module]:
             module.training = training
 
 
-__all__ = ["evaluating", "model_device"]
+@contextlib.contextmanager
+def on_device(device: torch.device | str, *models: nn.Module) -> Iterator[None]:
+    """Move ``models`` to ``device`` for a ``with`` block; afterwards each goes back to the
+    device it was on, exceptions included.
+
+    ``fit``, ``predict`` and the other training loops work on the GPU when there is one, but
+    hand the model back where they found it (as Lightning's ``Trainer`` hands it back on the
+    CPU): a model a notebook built on the CPU is on the CPU in the next cell, whatever the
+    machine. Parameters keep their identity (``Module.to`` moves them in place), so an
+    optimiser made before the block still holds them. An int8 model of ``torch.ao``
+    (:func:`course_lib.compress.quantize_int8`) runs on the CPU only: asking for another
+    device raises a ``ValueError`` (moved to CUDA, such a model crashes the process).
+    """
+    if torch.device(device).type != "cpu":
+        for model in models:
+            if any(type(m).__module__.startswith("torch.ao.nn.quantized")
+                   for m in model.modules()):
+                raise ValueError(f"{type(model).__name__} holds int8 (torch.ao.nn.quantized) "
+                                 f"layers, which run on the CPU only: pass device='cpu', "
+                                 f"not {str(device)!r}")
+    homes = [model_device(model) for model in models]
+    for model in models:
+        model.to(device)
+    try:
+        yield
+    finally:
+        for model, home in zip(models, homes, strict=True):
+            model.to(home)
+
+
+__all__ = ["evaluating", "model_device", "on_device"]

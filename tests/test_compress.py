@@ -10,6 +10,7 @@ from torch import nn
 
 from course_lib import compress
 from course_lib.models import build_model
+from course_lib.train import predict
 
 
 def _model(name: str = "baseline") -> nn.Module:
@@ -134,3 +135,14 @@ def test_distill_moves_the_student_toward_the_teacher():
     assert kl_to_teacher() < 0.5 * before
     with pytest.raises(ValueError, match="as many labels"):
         compress.distill(student, None, images, labels[:3], steps=1)
+
+
+def test_an_int8_model_is_refused_on_another_device_and_runs_on_the_cpu():
+    """Moved to CUDA, a torch.ao int8 model kills the kernel (notebook 19 on a GPU machine):
+    evaluate/predict refuse it with a clear message, and run it with device='cpu'."""
+    images = torch.rand(2, 3, 16, 16)
+    quantized = compress.quantize_int8(_model(), [images])
+    for device in ("cuda", "meta"):
+        with pytest.raises(ValueError, match="CPU only"):
+            predict(quantized, images, device=device)
+    assert predict(quantized, images, device="cpu").shape == (2, 16, 16)

@@ -12,7 +12,7 @@ from torch import nn
 from course_lib import config
 from course_lib.losses import LossFn, cross_entropy, model_loss, split_output
 from course_lib.metrics import ConfusionMatrix
-from course_lib.runtime import evaluating
+from course_lib.runtime import evaluating, on_device
 
 from .batches import plain, split_batch, to_device, unwrap
 
@@ -39,10 +39,10 @@ def evaluate(
     device = config.get_device() if device is None else torch.device(device)
     if loss_fn is None:
         loss_fn = functools.partial(cross_entropy, ignore_index=ignore_index)
-    model = unwrap(model).to(device)
+    model = unwrap(model)
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     total_loss, total_images = 0.0, 0
-    with evaluating(model):
+    with on_device(device, model), evaluating(model):
         for index, batch in enumerate(config.capped(loader), start=1):  # smoke: 2 batches
             image, mask = to_device(*split_batch(batch), device)
             with config.autocast(device):
@@ -98,10 +98,10 @@ def predict(
         )
     if len(batch) == 0:
         raise ValueError("predict: no images were given (a batch of 0)")
-    model = unwrap(model).to(device)
+    model = unwrap(model)
     step = len(batch) if batch_size is None else batch_size
     scores = []
-    with evaluating(model), config.autocast(device):
+    with on_device(device, model), evaluating(model), config.autocast(device):
         for start in range(0, len(batch), step):
             image, _ = to_device(batch[start:start + step], torch.zeros(0), device)
             logits, _ = split_output(model(image))

@@ -41,6 +41,7 @@ from course_lib.losses import (
     pixel_weighted_cross_entropy,
     split_output,
 )
+from course_lib.runtime import on_device
 
 from .batches import plain, split_batch, to_device
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -119,7 +120,9 @@ def fit(
         num_classes: for the metrics; default: read from the model's output.
         scheduler: ``"poly"`` (power 0.9, stepped per iteration), ``"constant"``/``None``,
             or your own ``LRScheduler`` (stepped per iteration).
-        device: default :func:`config.get_device`.
+        device: default :func:`config.get_device`. The model trains there and comes back
+            on the device it was on (:func:`course_lib.runtime.on_device`): on a GPU
+            machine a model built on the CPU is on the CPU again after ``fit``.
         aux_weight: weight of the auxiliary head's loss.
         checkpoint_path: written (atomically) after every epoch.
         resume: continue from ``checkpoint_path`` if it exists (else start afresh). With a
@@ -163,12 +166,13 @@ def fit(
     device = config.get_device() if device is None else torch.device(device)
     ddp, device = setup_distributed(device)
     try:
-        return _fit(
-            model, train_loader, val_loader, loss_fn, optimizer, epochs=epochs, steps=steps,
-            num_classes=num_classes, scheduler=scheduler, device=device, aux_weight=aux_weight,
-            checkpoint_path=checkpoint_path, resume=resume, monitor=monitor,
-            progress=progress, ddp=ddp, clip_grad_norm=clip_grad_norm,
-        )
+        with on_device(device, model):
+            return _fit(
+                model, train_loader, val_loader, loss_fn, optimizer, epochs=epochs,
+                steps=steps, num_classes=num_classes, scheduler=scheduler, device=device,
+                aux_weight=aux_weight, checkpoint_path=checkpoint_path, resume=resume,
+                monitor=monitor, progress=progress, ddp=ddp, clip_grad_norm=clip_grad_norm,
+            )
     finally:
         if ddp.created_group and dist.is_initialized():
             dist.destroy_process_group()
@@ -210,7 +214,6 @@ def _fit(
     resume: bool, monitor: Any, progress: bool, ddp: DistState,
     clip_grad_norm: float | None = None,
 ) -> History:
-    model.to(device)
     loss_fn = cross_entropy if loss_fn is None else loss_fn
     if optimizer is None:
         optimizer = torch.optim.AdamW(

@@ -27,6 +27,7 @@ from ... import config
 from ...config import IGNORE_INDEX
 from ...losses import cross_entropy, split_output
 from ...pretrain import fine_tune_groups
+from ...runtime import model_device
 from ..basics.gan import generator_loss
 from .losses import (
     HUNG_LAMBDA_ADV,
@@ -97,7 +98,11 @@ def _check_data(images: torch.Tensor, masks: torch.Tensor, name: str) -> None:
 
 
 class _Run:
-    """What every loop sets up: device, optimisers with a poly schedule, scaler, batches."""
+    """What every loop sets up: device, optimisers with a poly schedule, scaler, batches.
+
+    Used as ``with _Run(...) as run:``; on leaving, the segmentor and the adversary go back
+    to the devices they were on (:func:`course_lib.runtime.on_device`'s rule).
+    """
 
     def __init__(self, segmentor: nn.Module, adversary: nn.Module | None, steps: int,
                  lr: float, adversary_lr: float, seed: int,
@@ -106,7 +111,9 @@ class _Run:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.device = config.get_device() if device is None else torch.device(device)
         self.steps = config.cap_steps(steps)
-        segmentor.to(self.device).train()
+        self.homes = [(model, model_device(model)) for model in (segmentor, adversary)
+                      if model is not None]
+        segmentor.train()
         groups = (fine_tune_groups(segmentor, lr, encoder_lr_scale) if encoder_lr_scale != 1
                   else segmentor.parameters())
         self.opt_s = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
@@ -114,11 +121,20 @@ class _Run:
             self.opt_s, lambda step: (1 - step / self.steps) ** 0.9)
         self.opt_a = None
         if adversary is not None:
-            adversary.to(self.device).train()
+            adversary.train()
             self.opt_a = torch.optim.Adam(adversary.parameters(), lr=adversary_lr,
                                           betas=ADVERSARY_BETAS)
         self.scaler = config.grad_scaler(self.device)
         self.rng = torch.Generator().manual_seed(seed)
+
+    def __enter__(self) -> _Run:
+        for model, _ in self.homes:
+            model.to(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for model, home in self.homes:
+            model.to(home)
 
     def batch(self, *tensors: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
         idx = torch.randint(0, len(tensors[0]), (min(batch_size, len(tensors[0])),),
@@ -158,39 +174,39 @@ def train_luc(segmentor: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     ``discriminator`` the segmentor trains by cross-entropy alone on the same batches.
     """
     _check_data(images, masks, "train_luc")
-    run = _Run(segmentor, discriminator, steps, lr, adversary_lr, seed, device,
-               encoder_lr_scale)
-    history = AdversarialHistory()
-    num_classes = None
-    for _ in run.progress("Luc et al." if discriminator else "cross-entropy", progress):
-        x, y = run.batch(images, masks, batch_size=batch_size)
-        # 1. Segmentor step: the discriminator is frozen, the hybrid loss flows through it.
-        with frozen(discriminator), config.autocast(run.device):
-            out = segmentor(x)
-            logits = split_output(out)[0].float()
-            num_classes = logits.shape[1]
-            ce = cross_entropy(out, y)
-            probs = logits.softmax(1)
+    with _Run(segmentor, discriminator, steps, lr, adversary_lr, seed, device,
+              encoder_lr_scale) as run:
+        history = AdversarialHistory()
+        num_classes = None
+        for _ in run.progress("Luc et al." if discriminator else "cross-entropy", progress):
+            x, y = run.batch(images, masks, batch_size=batch_size)
+            # 1. Segmentor step: the discriminator is frozen, the hybrid loss flows through it.
+            with frozen(discriminator), config.autocast(run.device):
+                out = segmentor(x)
+                logits = split_output(out)[0].float()
+                num_classes = logits.shape[1]
+                ce = cross_entropy(out, y)
+                probs = logits.softmax(1)
+                if discriminator is not None:
+                    fake_logits = discriminator(x, probs)
+                    loss = luc_segmentor_loss(out, y, fake_logits, adversarial_weight)
+                    history.adversarial.append(float(generator_loss(fake_logits.detach())))
+                else:
+                    loss = ce
+            run.step(run.opt_s, loss)
+            history.ce.append(float(ce.detach()))
+            # 2. Discriminator step: the segmentor's map is detached, only D learns.
             if discriminator is not None:
-                fake_logits = discriminator(x, probs)
-                loss = luc_segmentor_loss(out, y, fake_logits, adversarial_weight)
-                history.adversarial.append(float(generator_loss(fake_logits.detach())))
-            else:
-                loss = ce
-        run.step(run.opt_s, loss)
-        history.ce.append(float(ce.detach()))
-        # 2. Discriminator step: the segmentor's map is detached, only D learns.
-        if discriminator is not None:
-            fake = probs.detach()
-            real = (one_hot_map(y, num_classes) if tau is None
-                    else scaled_ground_truth(fake, y, tau))
-            with config.autocast(run.device):
-                real_logits, fake_logits = discriminator(x, real), discriminator(x, fake)
-                d_loss = luc_discriminator_loss(real_logits, fake_logits)
-            run.step(run.opt_a, d_loss)
-            history.record_discriminator(d_loss, real_logits, fake_logits)
-        run.end_step()
-    return history
+                fake = probs.detach()
+                real = (one_hot_map(y, num_classes) if tau is None
+                        else scaled_ground_truth(fake, y, tau))
+                with config.autocast(run.device):
+                    real_logits, fake_logits = discriminator(x, real), discriminator(x, fake)
+                    d_loss = luc_discriminator_loss(real_logits, fake_logits)
+                run.step(run.opt_a, d_loss)
+                history.record_discriminator(d_loss, real_logits, fake_logits)
+            run.end_step()
+        return history
 
 
 def train_hung(segmentor: nn.Module, images: torch.Tensor, masks: torch.Tensor,
@@ -223,53 +239,53 @@ def train_hung(segmentor: nn.Module, images: torch.Tensor, masks: torch.Tensor,
     if unlabelled is not None and discriminator is None:
         raise ValueError("train_hung: unlabelled images need a discriminator (its confidence "
                          "map chooses the pixels to learn from)")
-    run = _Run(segmentor, discriminator, steps, lr, adversary_lr, seed, device,
-               encoder_lr_scale)
-    history = AdversarialHistory()
-    for step in run.progress("Hung et al." if discriminator else "cross-entropy", progress):
-        x, y = run.batch(images, masks, batch_size=batch_size)
-        valid = y != IGNORE_INDEX
-        # 1. Segmentor step (discriminator frozen): CE + adversarial (+ unlabelled terms).
-        with frozen(discriminator), config.autocast(run.device):
-            out = segmentor(x)
-            logits = split_output(out)[0].float()
-            ce = cross_entropy(out, y)
-            loss = ce
-            probs = logits.softmax(1)
+    with _Run(segmentor, discriminator, steps, lr, adversary_lr, seed, device,
+              encoder_lr_scale) as run:
+        history = AdversarialHistory()
+        for step in run.progress("Hung et al." if discriminator else "cross-entropy", progress):
+            x, y = run.batch(images, masks, batch_size=batch_size)
+            valid = y != IGNORE_INDEX
+            # 1. Segmentor step (discriminator frozen): CE + adversarial (+ unlabelled terms).
+            with frozen(discriminator), config.autocast(run.device):
+                out = segmentor(x)
+                logits = split_output(out)[0].float()
+                ce = cross_entropy(out, y)
+                loss = ce
+                probs = logits.softmax(1)
+                if discriminator is not None:
+                    adversarial = hung_adversarial_loss(discriminator(probs), valid)
+                    loss = loss + adversarial_weight * adversarial
+                if unlabelled is not None:
+                    (xu,) = run.batch(unlabelled, batch_size=batch_size)
+                    logits_u = split_output(segmentor(xu))[0].float()
+                    probs_u = logits_u.softmax(1)
+                    everywhere = torch.ones(len(xu), *xu.shape[-2:], dtype=torch.bool,
+                                            device=run.device)
+                    loss = loss + unlabelled_adversarial_weight * hung_adversarial_loss(
+                        discriminator(probs_u), everywhere)
+                    confidence = discriminator.confidence(probs_u.detach())
+                    history.trusted.append(float((confidence > threshold).float().mean()))
+                    if step >= semi_start:
+                        semi = semi_supervised_loss(logits_u, confidence, threshold)
+                        loss = loss + semi_weight * semi
+                        history.semi.append(float(semi.detach()))
+            run.step(run.opt_s, loss)
+            history.ce.append(float(ce.detach()))
+            # 2. Discriminator step (predictions detached): ground truth 1, predictions 0.
             if discriminator is not None:
-                adversarial = hung_adversarial_loss(discriminator(probs), valid)
-                loss = loss + adversarial_weight * adversarial
-            if unlabelled is not None:
-                (xu,) = run.batch(unlabelled, batch_size=batch_size)
-                logits_u = split_output(segmentor(xu))[0].float()
-                probs_u = logits_u.softmax(1)
-                everywhere = torch.ones(len(xu), *xu.shape[-2:], dtype=torch.bool,
-                                        device=run.device)
-                loss = loss + unlabelled_adversarial_weight * hung_adversarial_loss(
-                    discriminator(probs_u), everywhere)
-                confidence = discriminator.confidence(probs_u.detach())
-                history.trusted.append(float((confidence > threshold).float().mean()))
-                if step >= semi_start:
-                    semi = semi_supervised_loss(logits_u, confidence, threshold)
-                    loss = loss + semi_weight * semi
-                    history.semi.append(float(semi.detach()))
-        run.step(run.opt_s, loss)
-        history.ce.append(float(ce.detach()))
-        # 2. Discriminator step (predictions detached): ground truth 1, predictions 0.
-        if discriminator is not None:
-            history.adversarial.append(float(adversarial.detach()))
-            fake, fake_valid = probs.detach(), valid
-            if unlabelled is not None:
-                fake = torch.cat([fake, probs_u.detach()])
-                fake_valid = torch.cat([valid, everywhere])
-            with config.autocast(run.device):
-                real_logits = discriminator(one_hot_map(y, logits.shape[1]))
-                fake_logits = discriminator(fake)
-                d_loss = hung_discriminator_loss(real_logits, fake_logits, valid, fake_valid)
-            run.step(run.opt_a, d_loss)
-            history.record_discriminator(d_loss, real_logits, fake_logits)
-        run.end_step()
-    return history
+                history.adversarial.append(float(adversarial.detach()))
+                fake, fake_valid = probs.detach(), valid
+                if unlabelled is not None:
+                    fake = torch.cat([fake, probs_u.detach()])
+                    fake_valid = torch.cat([valid, everywhere])
+                with config.autocast(run.device):
+                    real_logits = discriminator(one_hot_map(y, logits.shape[1]))
+                    fake_logits = discriminator(fake)
+                    d_loss = hung_discriminator_loss(real_logits, fake_logits, valid, fake_valid)
+                run.step(run.opt_a, d_loss)
+                history.record_discriminator(d_loss, real_logits, fake_logits)
+            run.end_step()
+        return history
 
 
 def train_segan(segmentor: nn.Module, critic: SegANCritic, images: torch.Tensor,
@@ -286,33 +302,33 @@ def train_segan(segmentor: nn.Module, critic: SegANCritic, images: torch.Tensor,
     ``[-clip, clip]`` (the authors' code, as in WGAN), so that the distance stays bounded.
     """
     _check_data(images, masks, "train_segan")
-    run = _Run(segmentor, critic, steps, lr, adversary_lr, seed, device, encoder_lr_scale)
-    history = AdversarialHistory()
-    for _ in run.progress("SegAN", progress):
-        x, y = run.batch(images, masks, batch_size=batch_size)
-        # 1. Segmentor step (critic frozen): close the gap at every scale.
-        with frozen(critic), config.autocast(run.device):
-            out = segmentor(x)
-            logits = split_output(out)[0].float()
-            truth = masked_images(x, one_hot_map(y, logits.shape[1]))
-            fake = masked_images(x, logits.softmax(1))
-            gap = multiscale_l1_loss(critic(fake), critic(truth))
-            ce = cross_entropy(out, y)
-            loss = gap + supervised_weight * ce if supervised_weight else gap
-        run.step(run.opt_s, loss)
-        history.ce.append(float(ce.detach()))
-        history.adversarial.append(float(gap.detach()))
-        # 2. Critic step (segmentation detached): open the gap, then clip the weights.
-        with config.autocast(run.device):
-            critic_loss = -multiscale_l1_loss(critic(fake.detach()), critic(truth))
-        run.step(run.opt_a, critic_loss)
-        if clip is not None:
-            with torch.no_grad():
-                for p in critic.parameters():
-                    p.clamp_(-clip, clip)
-        history.adversary_loss.append(float(critic_loss.detach()))
-        run.end_step()
-    return history
+    with _Run(segmentor, critic, steps, lr, adversary_lr, seed, device, encoder_lr_scale) as run:
+        history = AdversarialHistory()
+        for _ in run.progress("SegAN", progress):
+            x, y = run.batch(images, masks, batch_size=batch_size)
+            # 1. Segmentor step (critic frozen): close the gap at every scale.
+            with frozen(critic), config.autocast(run.device):
+                out = segmentor(x)
+                logits = split_output(out)[0].float()
+                truth = masked_images(x, one_hot_map(y, logits.shape[1]))
+                fake = masked_images(x, logits.softmax(1))
+                gap = multiscale_l1_loss(critic(fake), critic(truth))
+                ce = cross_entropy(out, y)
+                loss = gap + supervised_weight * ce if supervised_weight else gap
+            run.step(run.opt_s, loss)
+            history.ce.append(float(ce.detach()))
+            history.adversarial.append(float(gap.detach()))
+            # 2. Critic step (segmentation detached): open the gap, then clip the weights.
+            with config.autocast(run.device):
+                critic_loss = -multiscale_l1_loss(critic(fake.detach()), critic(truth))
+            run.step(run.opt_a, critic_loss)
+            if clip is not None:
+                with torch.no_grad():
+                    for p in critic.parameters():
+                        p.clamp_(-clip, clip)
+            history.adversary_loss.append(float(critic_loss.detach()))
+            run.end_step()
+        return history
 
 
 __all__ = ["ADVERSARY_LR", "AdversarialHistory", "LUC_LAMBDA", "frozen", "train_hung",

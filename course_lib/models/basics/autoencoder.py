@@ -16,7 +16,7 @@ from torch import nn
 
 from ... import config
 from ...receptive_field import conv_output_size
-from ...runtime import evaluating, model_device
+from ...runtime import evaluating, model_device, on_device
 from .. import register_model
 from ..blocks import ConvBNReLU, check_input, resize_to
 from ..contract import SizeTable
@@ -133,23 +133,23 @@ def train_autoencoder(
     A smoke run (``COURSE_SMOKE=1``) trains one epoch of a couple of steps.
     """
     device = config.get_device() if device is None else torch.device(device)
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for _ in progress_bar(epochs_of(epochs), progress, f"AE bottleneck {model.bottleneck}"):
-        model.train()
-        order, total, seen = torch.randperm(len(images), generator=generator), 0.0, 0
-        for start in batch_starts(len(order), batch_size):
-            x = images[order[start:start + batch_size]].to(device)
-            loss = F.mse_loss(model(x), x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(x)
-            seen += len(x)
-        losses.append(total / seen)
-    return losses
+    with on_device(device, model):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        generator = torch.Generator().manual_seed(seed)
+        losses = []
+        for _ in progress_bar(epochs_of(epochs), progress, f"AE bottleneck {model.bottleneck}"):
+            model.train()
+            order, total, seen = torch.randperm(len(images), generator=generator), 0.0, 0
+            for start in batch_starts(len(order), batch_size):
+                x = images[order[start:start + batch_size]].to(device)
+                loss = F.mse_loss(model(x), x)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(x)
+                seen += len(x)
+            losses.append(total / seen)
+        return losses
 
 
 def reconstruction_error(

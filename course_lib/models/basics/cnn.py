@@ -12,7 +12,7 @@ from torch import nn
 from ... import config
 from ...data.crops import ShapeCrops
 from ...receptive_field import conv_output_size
-from ...runtime import evaluating
+from ...runtime import evaluating, on_device
 from .common import batch_starts, epochs_of, progress_bar, require_positive
 
 
@@ -179,14 +179,14 @@ def classification_accuracy(
     """Fraction of ``images`` [N, C, H, W] whose arg-max prediction equals ``labels`` [N]
     (in eval mode; the model's modes are restored afterwards)."""
     device = config.get_device() if device is None else torch.device(device)
-    model.to(device)
-    correct = seen = 0
-    with evaluating(model):
-        for start in batch_starts(len(labels), batch_size):
-            x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size]
-            correct += (model(x).argmax(1).cpu() == y).sum().item()
-            seen += len(y)
-    return correct / max(seen, 1)
+    with on_device(device, model):
+        correct = seen = 0
+        with evaluating(model):
+            for start in batch_starts(len(labels), batch_size):
+                x, y = images[start:start + batch_size].to(device), labels[start:start + batch_size]
+                correct += (model(x).argmax(1).cpu() == y).sum().item()
+                seen += len(y)
+        return correct / max(seen, 1)
 
 
 def train_classifier(
@@ -208,31 +208,31 @@ def train_classifier(
     """
     device = config.get_device() if device is None else torch.device(device)
     images, labels = _tensors_of(train_set)
-    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"train_loss": [], "train_accuracy": [], "val_accuracy": []}
-    for _ in progress_bar(epochs_of(epochs), progress, "epochs"):
-        model.train()
-        order = torch.randperm(len(labels), generator=generator)
-        total, correct, seen = 0.0, 0, 0
-        for start in batch_starts(len(order), batch_size):
-            idx = order[start:start + batch_size]
-            x, y = images[idx].to(device), labels[idx].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(idx)
-        history["train_loss"].append(total / seen)
-        history["train_accuracy"].append(correct / seen)
-        if val_set is not None:
-            history["val_accuracy"].append(classification_accuracy(model, *_tensors_of(val_set),
-                                                                   device=device))
-    return history
+    with on_device(device, model):
+        for _ in progress_bar(epochs_of(epochs), progress, "epochs"):
+            model.train()
+            order = torch.randperm(len(labels), generator=generator)
+            total, correct, seen = 0.0, 0, 0
+            for start in batch_starts(len(order), batch_size):
+                idx = order[start:start + batch_size]
+                x, y = images[idx].to(device), labels[idx].to(device)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(idx)
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(idx)
+            history["train_loss"].append(total / seen)
+            history["train_accuracy"].append(correct / seen)
+            if val_set is not None:
+                history["val_accuracy"].append(classification_accuracy(model, *_tensors_of(val_set),
+                                                                       device=device))
+        return history
 
 
 def _tensors_of(dataset) -> tuple[torch.Tensor, torch.Tensor]:

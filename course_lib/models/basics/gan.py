@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import config
+from ...runtime import on_device
 from .common import epochs_of, progress_bar, require_positive
 
 
@@ -265,8 +266,6 @@ def train_gan(
     if conditional and labels is None:
         raise ValueError("train_gan: conditional models need labels")
     device = config.get_device() if device is None else torch.device(device)
-    generator.to(device)
-    discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
     rng = torch.Generator().manual_seed(seed)
@@ -285,49 +284,50 @@ def train_gan(
     def batch_labels(idx: torch.Tensor) -> torch.Tensor | None:
         return labels[idx].to(device) if conditional else None
 
-    for _ in progress_bar(epochs_of(epochs), progress, f"{loss} epochs"):
-        generator.train()
-        discriminator.train()
-        order = torch.randperm(len(images), generator=rng)
-        first = len(history.d_loss)
-        for step in config.capped(range(history.steps_per_epoch)):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            real, y = images[idx].to(device), batch_labels(idx)
-            z = generator.sample_latent(len(idx), generator=rng, device=device)
-            # 1. Discriminator step: tell real from fake (the fake is detached: G is fixed).
-            fake = generator(z, y)
-            real_out, fake_out = discriminator(real, y), discriminator(fake.detach(), y)
-            if loss == "gan":
-                d_loss = discriminator_loss(real_out, fake_out)
-            else:
-                d_loss = (wasserstein_critic_loss(real_out, fake_out)
-                          + gp_weight * gradient_penalty(discriminator, real, fake, y))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            history.d_loss.append(d_loss.item())
-            to_prob = torch.sigmoid if loss == "gan" else (lambda t: t)
-            history.d_real.append(to_prob(real_out).mean().item())
-            history.d_fake.append(to_prob(fake_out).mean().item())
-            # 2. Generator step (every n_critic discriminator steps): fool the new D.
-            if step % n_critic == 0:
-                fake_out = discriminator(generator(z, y), y)
-                g_loss = (generator_loss(fake_out) if loss == "gan"
-                          else wasserstein_generator_loss(fake_out))
-                opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                opt_g.step()
-                history.g_loss.append(g_loss.item())
-        history.epoch_d_loss.append(sum(history.d_loss[first:]) / (len(history.d_loss) - first))
-        history.epoch_gap.append(
-            sum(r - f for r, f in zip(history.d_real[first:], history.d_fake[first:], strict=True))
-            / (len(history.d_real) - first))
-        generator.eval()
-        with torch.no_grad():
-            history.samples.append(generator(fixed_z, fixed_y).cpu())
-            if quality_fn is not None:
-                history.quality.append(float(quality_fn(generator(quality_z, quality_y).cpu())))
-    return history
+    with on_device(device, generator, discriminator):
+        for _ in progress_bar(epochs_of(epochs), progress, f"{loss} epochs"):
+            generator.train()
+            discriminator.train()
+            order = torch.randperm(len(images), generator=rng)
+            first = len(history.d_loss)
+            for step in config.capped(range(history.steps_per_epoch)):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                real, y = images[idx].to(device), batch_labels(idx)
+                z = generator.sample_latent(len(idx), generator=rng, device=device)
+                # 1. Discriminator step: tell real from fake (the fake is detached: G is fixed).
+                fake = generator(z, y)
+                real_out, fake_out = discriminator(real, y), discriminator(fake.detach(), y)
+                if loss == "gan":
+                    d_loss = discriminator_loss(real_out, fake_out)
+                else:
+                    d_loss = (wasserstein_critic_loss(real_out, fake_out)
+                              + gp_weight * gradient_penalty(discriminator, real, fake, y))
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                history.d_loss.append(d_loss.item())
+                to_prob = torch.sigmoid if loss == "gan" else (lambda t: t)
+                history.d_real.append(to_prob(real_out).mean().item())
+                history.d_fake.append(to_prob(fake_out).mean().item())
+                # 2. Generator step (every n_critic discriminator steps): fool the new D.
+                if step % n_critic == 0:
+                    fake_out = discriminator(generator(z, y), y)
+                    g_loss = (generator_loss(fake_out) if loss == "gan"
+                              else wasserstein_generator_loss(fake_out))
+                    opt_g.zero_grad(set_to_none=True)
+                    g_loss.backward()
+                    opt_g.step()
+                    history.g_loss.append(g_loss.item())
+            done = len(history.d_loss) - first
+            history.epoch_d_loss.append(sum(history.d_loss[first:]) / done)
+            history.epoch_gap.append(sum(r - f for r, f in zip(
+                history.d_real[first:], history.d_fake[first:], strict=True)) / done)
+            generator.eval()
+            with torch.no_grad():
+                history.samples.append(generator(fixed_z, fixed_y).cpu())
+                if quality_fn is not None:
+                    history.quality.append(float(quality_fn(generator(quality_z, quality_y).cpu())))
+        return history
 
 
 def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ... import config
 from ...config import IGNORE_INDEX
-from ...runtime import model_device
+from ...runtime import on_device
 from ...train.step import optimizer_step
 from .. import register_model
 from ..backbones import build_backbone
@@ -177,34 +177,37 @@ def presence_f1(predicted: torch.Tensor, present: torch.Tensor) -> float:
 
 
 def train_encnet(model: nn.Module, loader: Iterable, steps: int, se_weight: float = SE_WEIGHT,
-                 lr: float = 3e-3, progress: bool = True, desc: str = "EncNet"
-                 ) -> list[float]:
+                 lr: float = 3e-3, progress: bool = True, desc: str = "EncNet",
+                 device: torch.device | str | None = None) -> list[float]:
     """Train ``model`` for ``steps`` AdamW steps (poly schedule) with :func:`encnet_loss`
     (``se_weight=0``: without the semantic-encoding loss) on ``(image, mask)`` batches, the
-    loader restarted as often as needed. Returns the per-step losses."""
+    loader restarted as often as needed. Returns the per-step losses. The model trains on
+    ``device`` (default :func:`course_lib.config.get_device`) and comes back on the device it
+    was on (:func:`course_lib.runtime.on_device`)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     steps = config.cap_steps(steps)
-    device = model_device(model)
+    device = config.get_device() if device is None else torch.device(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                  lambda step: (1 - step / steps) ** 0.9)
     scaler = config.grad_scaler(device)
     losses: list[float] = []
     batches = iter(())
-    model.train()
-    for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
-        batch = next(batches, None)
-        if batch is None:  # one more pass over the loader
-            batches = iter(loader)
-            batch = next(batches)
-        images, masks = batch[0].to(device), batch[1].to(device)
-        with config.autocast(device):
-            outputs = model(images)
-        loss = encnet_loss({k: v.float() for k, v in outputs.items()}, masks, se_weight)
-        optimizer_step(loss, optimizer, scaler, schedule)
-        losses.append(float(loss.detach()))
-    return losses
+    with on_device(device, model):
+        model.train()
+        for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+            batch = next(batches, None)
+            if batch is None:  # one more pass over the loader
+                batches = iter(loader)
+                batch = next(batches)
+            images, masks = batch[0].to(device), batch[1].to(device)
+            with config.autocast(device):
+                outputs = model(images)
+            loss = encnet_loss({k: v.float() for k, v in outputs.items()}, masks, se_weight)
+            optimizer_step(loss, optimizer, scaler, schedule)
+            losses.append(float(loss.detach()))
+        return losses
 
 
 __all__ = ["ContextEncoding", "EncNet", "Encoding", "SE_WEIGHT", "class_presence",

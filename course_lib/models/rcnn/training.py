@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from course_lib import config
 from course_lib.data.instances import collate
-from course_lib.runtime import evaluating, model_device
+from course_lib.runtime import evaluating, on_device
 from course_lib.train.step import optimizer_step
 
 
@@ -42,19 +42,22 @@ def train_detector(
     seed: int | None = None,
     progress: bool = True,
     desc: str = "training",
+    device: torch.device | str | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` for ``steps`` SGD steps on random batches of ``dataset``.
 
     ``dataset`` yields ``(image [C, H, W], target dict)``. The learning rate rises linearly
     over ``warmup`` steps and drops to a tenth after ``decay_at`` of the steps. Returns the
-    history: ``{"loss": [...], "<each loss>": [...]}``, one value per step.
+    history: ``{"loss": [...], "<each loss>": [...]}``, one value per step. The model
+    trains on ``device`` (default :func:`course_lib.config.get_device`) and comes back on
+    the device it was on (:func:`course_lib.runtime.on_device`).
     """
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps}, {batch_size}")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the training set is empty")
     steps = config.cap_steps(steps)
-    device = model_device(model)
+    device = config.get_device() if device is None else torch.device(device)
     generator = torch.Generator().manual_seed(config.course_seed() if seed is None else seed)
     sampler = RandomSampler(dataset, replacement=True, num_samples=steps * batch_size,
                             generator=generator)
@@ -75,30 +78,32 @@ def train_detector(
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     scaler = config.grad_scaler(device)
     history: dict[str, list[float]] = {"loss": []}
-    model.train()
-    bar = tqdm(loader, total=steps, desc=desc, disable=not progress, leave=False)
-    for images, targets in bar:
-        images = [im.to(device) for im in images]
-        targets = [_to(t, device) for t in targets]
-        with config.autocast(device):
-            losses = model(images, targets)
-        loss = sum(losses.values())  # Mask R-CNN: the five losses with equal weights
-        optimizer_step(loss, opt, scaler, schedule)
-        history["loss"].append(float(loss.detach()))
-        for name, value in losses.items():
-            history.setdefault(name, []).append(float(value.detach()))
-        bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
-    bar.close()
-    return history
+    with on_device(device, model):
+        model.train()
+        bar = tqdm(loader, total=steps, desc=desc, disable=not progress, leave=False)
+        for images, targets in bar:
+            images = [im.to(device) for im in images]
+            targets = [_to(t, device) for t in targets]
+            with config.autocast(device):
+                losses = model(images, targets)
+            loss = sum(losses.values())  # Mask R-CNN: the five losses with equal weights
+            optimizer_step(loss, opt, scaler, schedule)
+            history["loss"].append(float(loss.detach()))
+            for name, value in losses.items():
+                history.setdefault(name, []).append(float(value.detach()))
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+        bar.close()
+        return history
 
 
 @torch.no_grad()
 def detect(model: nn.Module, images: Sequence[torch.Tensor], batch_size: int = 16
            ) -> list[dict[str, torch.Tensor]]:
-    """Eval-mode detections of every image (on the CPU), ``batch_size`` images at a time."""
-    device = model_device(model)
+    """Eval-mode detections of every image (on the CPU), ``batch_size`` images at a time, on
+    the best device (the model comes back where it was)."""
+    device = config.get_device()
     out: list[dict[str, torch.Tensor]] = []
-    with evaluating(model):
+    with on_device(device, model), evaluating(model):
         for start in range(0, len(images), batch_size):
             batch = [im.to(device) for im in images[start : start + batch_size]]
             out += [{k: v.cpu() for k, v in d.items()} for d in model(batch)]

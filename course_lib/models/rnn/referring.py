@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.data.referring import PAD, VOCABULARY, encode
-from course_lib.runtime import evaluating, model_device
+from course_lib.runtime import evaluating, model_device, on_device
 from course_lib.train.step import optimizer_step
 
 from .. import register_model
@@ -283,7 +283,6 @@ def train_referring(model: ReferringSegmenter, loader: Iterable[dict], epochs: i
     from course_lib import config
 
     device = config.get_device() if device is None else torch.device(device)
-    model.to(device).train()
     total = config.cap_steps(epochs * len(loader))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                                   weight_decay=1e-4)
@@ -295,28 +294,30 @@ def train_referring(model: ReferringSegmenter, loader: Iterable[dict], epochs: i
         from tqdm.auto import tqdm
         bar = tqdm(total=total, desc="referring model" if words else "referring model, no words",
                    leave=False)
-    losses, step = [], 0
-    for _ in range(epochs):
-        running, seen = 0.0, 0
-        for batch in loader:
-            if step == total:
-                break
-            image, tokens, mask = _referring_batch(batch, device, words)
-            with config.autocast(device):
-                loss = F.cross_entropy(model(image, tokens).float(), mask, weight=weight)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"train_referring: loss {loss.item()} at step {step}")
-            optimizer_step(loss, optimizer, scaler, schedule)
-            step += 1
-            running, seen = running + loss.item(), seen + 1
-            if bar is not None:
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        if seen:
-            losses.append(running / seen)
-    if bar is not None:
-        bar.close()
-    return losses
+    with on_device(device, model):
+        model.train()
+        losses, step = [], 0
+        for _ in range(epochs):
+            running, seen = 0.0, 0
+            for batch in loader:
+                if step == total:
+                    break
+                image, tokens, mask = _referring_batch(batch, device, words)
+                with config.autocast(device):
+                    loss = F.cross_entropy(model(image, tokens).float(), mask, weight=weight)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"train_referring: loss {loss.item()} at step {step}")
+                optimizer_step(loss, optimizer, scaler, schedule)
+                step += 1
+                running, seen = running + loss.item(), seen + 1
+                if bar is not None:
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+            if seen:
+                losses.append(running / seen)
+        if bar is not None:
+            bar.close()
+        return losses
 
 
 def predict_referring(model: ReferringSegmenter, images: torch.Tensor, tokens: torch.Tensor,

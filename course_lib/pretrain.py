@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config
+from .losses import AUX_WEIGHT
 from .models.backbones import (
     RESNET_DEPTHS,
     VGG_DEPTHS,
@@ -398,17 +399,19 @@ def fine_tune_groups(model: nn.Module, lr: float,
 
 def fine_tune(model: nn.Module, loader: Iterable, loss_fn: Callable[..., torch.Tensor], lr: float,
               epochs: int, encoder_lr_scale: float = ENCODER_LR_SCALE, weight_decay: float = 1e-4,
-              progress: bool = True, verbose: bool = False) -> History:
+              progress: bool = True, verbose: bool = False, aux_weight: float = AUX_WEIGHT
+              ) -> History:
     """Fine-tune ``model`` as the papers did: its encoder (``model.backbone`` or
     ``model.encoder``) starts from the cached pre-trained weights (:func:`load_pretrained`,
     which says where they come from when ``verbose``), the new layers from their random
     initialisation; AdamW over :func:`fine_tune_groups` (the encoder at ``encoder_lr_scale`` x
-    ``lr``), :func:`~course_lib.train.fit` for ``epochs``."""
+    ``lr``), :func:`~course_lib.train.fit` for ``epochs`` (``aux_weight``: the weight of an
+    auxiliary head's loss, as in ``fit``)."""
     load_pretrained(_encoder_of(model), verbose=verbose)
     optimizer = torch.optim.AdamW(fine_tune_groups(model, lr, encoder_lr_scale),
                                   weight_decay=weight_decay)
     return fit(model, loader, loss_fn=loss_fn, optimizer=optimizer, epochs=epochs,
-               progress=progress)
+               progress=progress, aux_weight=aux_weight)
 
 
 def pretrained_backbone(name: str = "vgg_tiny", in_channels: int = 3, width: int | None = None,

@@ -81,6 +81,31 @@ def test_bad_arguments_raise() -> None:
         SegNet(width=4, depths=(1,))(torch.rand(1, 1, 8, 8))
 
 
+def test_segnet_deep_supervision_head_at_one_eighth_is_trained() -> None:
+    """aux=True: {"out", "aux"} with the aux logits at 1/8 size, in train and eval mode; the
+    auxiliary loss reaches the aux head and, through it, the encoder."""
+    from course_lib.losses import model_loss
+
+    torch.manual_seed(0)
+    model = SegNet(num_classes=3, width=4, depths=(1,) * 5, aux=True)
+    x, y = torch.rand(2, 3, 64, 48), torch.randint(0, 3, (2, 64, 48))
+    out = model(x)
+    assert out["out"].shape == (2, 3, 64, 48) and out["aux"].shape == (2, 3, 8, 6)
+    with torch.no_grad():
+        assert model.eval()(x)["aux"].shape == (2, 3, 8, 6)
+    model.train()
+    model_loss(model(x), y, aux_weight=1.0).backward()
+    assert model.aux_head.weight.grad.abs().sum() > 0
+    assert model.encoder[0][0][0].weight.grad.abs().sum() > 0  # the first convolution
+    model.zero_grad()
+    model_loss(model(x), y, aux_weight=0.0).backward()
+    assert model.aux_head.weight.grad is None or not model.aux_head.weight.grad.any()
+    plain = SegNet(num_classes=3, width=4, depths=(1,) * 5)
+    assert isinstance(plain(x), torch.Tensor) and plain.aux_head is None
+    with pytest.raises(ValueError, match="at least 4 stages"):
+        SegNet(width=4, depths=(1, 1, 1), aux=True)
+
+
 @pytest.mark.parametrize("k", [3, 4])
 def test_linknet_block_doubles_and_reduces(k: int) -> None:
     block = LinkNetDecoderBlock(32, 16, kernel_size=k)

@@ -28,6 +28,7 @@ class VGGEncoderSizes:
 
 SEGNET_SIZES = SizeTable(small=VGGEncoderSizes(16, VGG_DEPTHS["vgg16"]),
                          paper=VGGEncoderSizes(64, VGG_DEPTHS["vgg16"]))
+SEGNET_AUX_STAGE = 3  # SegNet(aux=True): the decoder stage whose output (1/8 size) is supervised
 DECONVNET_SIZES = SizeTable(small=VGGEncoderSizes(16, VGG_DEPTHS["vgg16"], None, 3),
                             paper=VGGEncoderSizes(64, VGG_DEPTHS["vgg16"], 4096, 7))
 
@@ -141,6 +142,11 @@ class SegNet(nn.Module):
         width: base width (stages ``width x (1, 2, 4, 8, 8)``; 16, 64 with ``full``).
         full: the paper's sizes (width 64, VGG16 depths).
         depths: convolutions per encoder stage (VGG16: (2, 2, 3, 3, 3)); the decoder mirrors it.
+        aux: deep supervision (not in the paper): a 1x1 classifier on the decoder's map at 1/8
+            resolution; ``forward`` then returns ``{"out": logits, "aux": aux_logits}`` (the
+            aux logits at 1/8 size) in training and eval mode, and :func:`~course_lib.train.fit`
+            adds ``aux_weight`` x their loss (Lee et al., "Deeply-Supervised Nets", AISTATS
+            2015; PSPNet's auxiliary loss). Needs at least 4 stages.
 
     Deviation: the last decoder convolution is followed by a 1x1 classifier (the paper's
     last decoder conv outputs K channels directly, then softmax).
@@ -153,29 +159,42 @@ class SegNet(nn.Module):
         width: int | None = None,
         full: bool = False,
         depths: Sequence[int] | None = None,
+        aux: bool = False,
     ) -> None:
         super().__init__()
         check_channels("SegNet", in_channels, num_classes)
         sizes = SEGNET_SIZES.resolve("SegNet", full, width=width, depths=depths)
         depths = _check_depths("SegNet", sizes.depths)
+        if aux and len(depths) <= SEGNET_AUX_STAGE:
+            raise ValueError(f"SegNet: aux supervises the decoder at 1/8 resolution and needs "
+                             f"at least {SEGNET_AUX_STAGE + 1} stages, got depths {depths}")
         widths = _stage_widths(sizes.width, len(depths))
         self.in_channels = in_channels
         self.encoder = _vgg_encoder(in_channels, widths, depths)
         self.pool, self.unpool = IndexPool(), IndexUnpool()
         self.decoder = _mirrored_decoder(widths, depths, ConvBNReLU)
         self.classifier = nn.Conv2d(widths[0], num_classes, 1)
+        stage_out = [widths[0], *widths[:-1]]  # what each decoder stage outputs
+        self.aux_head = (nn.Conv2d(stage_out[SEGNET_AUX_STAGE], num_classes, 1) if aux
+                         else None)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
         """Encoder: the bottom map and what the decoder keeps — (indices, size) per stage."""
         check_input("SegNet", x, self.in_channels)
         return _encode_with_indices(self.encoder, self.pool, x)
 
-    def decode(self, x: torch.Tensor, kept: list[tuple[torch.Tensor, torch.Size]]) -> torch.Tensor:
-        for stage, (indices, size) in zip(reversed(self.decoder), reversed(kept), strict=True):
-            x = stage(self.unpool(x, indices, size))  # unpool at the argmax, then densify
-        return self.classifier(x)
+    def decode(self, x: torch.Tensor, kept: list[tuple[torch.Tensor, torch.Size]]
+               ) -> torch.Tensor | dict[str, torch.Tensor]:
+        aux = None
+        for k in reversed(range(len(self.decoder))):
+            indices, size = kept[k]
+            x = self.decoder[k](self.unpool(x, indices, size))  # unpool at the argmax, densify
+            if k == SEGNET_AUX_STAGE and self.aux_head is not None:  # 1/8 resolution
+                aux = self.aux_head(x)
+        logits = self.classifier(x)
+        return logits if aux is None else {"out": logits, "aux": aux}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         bottom, kept = self.encode(x)
         return self.decode(bottom, kept)
 

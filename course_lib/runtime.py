@@ -63,9 +63,9 @@ def on_device(device: torch.device | str, *models: nn.Module) -> Iterator[None]:
                                  f"layers, which run on the CPU only: pass device='cpu', "
                                  f"not {str(device)!r}")
     homes = [model_device(model) for model in models]
-    for model in models:
-        model.to(device)
     try:
+        for model in models:  # inside the try: a failed move puts the moved ones back
+            model.to(device)
         yield
     finally:
         for model, home in zip(models, homes, strict=True):

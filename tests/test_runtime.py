@@ -48,6 +48,22 @@ def test_on_device_hands_every_model_back_also_after_an_error() -> None:
     assert first.moves == second.moves == ["cpu", "cpu"]  # there, then back home
 
 
+def test_on_device_puts_the_moved_models_back_when_a_later_move_fails() -> None:
+    class Recorded(_Tracked):  # records the move without making it (the CPU is the only device)
+        def to(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.moves.append(str(args[0]))
+            return self
+
+    class Unmovable(_Tracked):
+        def to(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("out of memory")
+
+    first = Recorded()
+    with pytest.raises(RuntimeError, match="memory"), on_device("meta", first, Unmovable()):
+        pass
+    assert first.moves == ["meta", "cpu"]
+
+
 _BATCH = (torch.rand(2, 3, 8, 8), torch.randint(0, 2, (2, 8, 8)))
 _HANDING_BACK = {
     "fit": lambda m: fit(m, [_BATCH], epochs=1, device="cpu", progress=False),

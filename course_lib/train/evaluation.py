@@ -33,8 +33,8 @@ def evaluate(
     Returns :func:`course_lib.metrics.segmentation_metrics` (``"miou"``,
     ``"pixel_accuracy"``, per-class ``"iou"`` ...) plus ``"loss"``, the mean loss per
     image (cross-entropy ignoring ``ignore_index`` unless ``loss_fn`` is given). The
-    model's train/eval mode is restored afterwards. NaN logits raise ``FloatingPointError``
-    naming the batch.
+    model's train/eval mode is restored afterwards, and the model comes back on the device it
+    was on. NaN logits raise ``FloatingPointError`` naming the batch.
     """
     device = config.get_device() if device is None else torch.device(device)
     if loss_fn is None:
@@ -79,7 +79,8 @@ def predict(
     whole validation set; the result is the same as in one batch, in eval mode).
     ``output="logits"`` returns the float32 scores [N, K, H, W] (``[K, H, W]`` for a single
     image) instead of their argmax; a dict output (``{"out", "aux"}``) gives its ``"out"``.
-    The model's modes are restored afterwards (:func:`course_lib.runtime.evaluating`).
+    The model's modes are restored afterwards (:func:`course_lib.runtime.evaluating`), and
+    it comes back on the device it was on (:func:`course_lib.runtime.on_device`).
     """
     if output not in PREDICT_OUTPUTS:
         raise ValueError(f"predict: output must be one of {PREDICT_OUTPUTS}, got {output!r}")

@@ -5,6 +5,7 @@ Parametrised over ``notebooks/*.ipynb``; also tests ``python -m course_lib.run_n
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -57,6 +58,17 @@ def test_notebook_is_valid_nbformat(nb: nbformat.NotebookNode) -> None:
     name = nb.metadata.pop("_path")
     nbformat.validate(nb)
     assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", name), f"{name}: use NN_snake_case.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_cell_has_its_own_id(path: Path) -> None:
+    """nbformat 4.5 cells carry an id: nbformat invents a missing one with a warning today and
+    will refuse it later (a cell inserted by a script without one), so it is checked on the
+    file itself."""
+    cell_ids = [cell.get("id") for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    missing = [i for i, cell_id in enumerate(cell_ids) if cell_id is None]
+    assert not missing, f"{path.name}: cells {missing} have no id"
+    assert len(set(cell_ids)) == len(cell_ids), f"{path.name}: two cells share an id"
 
 
 def test_outputs_are_stripped(nb: nbformat.NotebookNode) -> None:

@@ -27,7 +27,7 @@ from ... import config
 from ...config import IGNORE_INDEX
 from ...losses import cross_entropy, split_output
 from ...pretrain import fine_tune_groups
-from ...runtime import model_device
+from ...runtime import on_device
 from ..basics.gan import generator_loss
 from .losses import (
     HUNG_LAMBDA_ADV,
@@ -100,8 +100,9 @@ def _check_data(images: torch.Tensor, masks: torch.Tensor, name: str) -> None:
 class _Run:
     """What every loop sets up: device, optimisers with a poly schedule, scaler, batches.
 
-    Used as ``with _Run(...) as run:``; on leaving, the segmentor and the adversary go back
-    to the devices they were on (:func:`course_lib.runtime.on_device`'s rule).
+    Used as ``with _Run(...) as run:``: the segmentor and the adversary are on ``run.device``
+    inside the block and go back to the devices they were on afterwards
+    (:func:`course_lib.runtime.on_device`).
     """
 
     def __init__(self, segmentor: nn.Module, adversary: nn.Module | None, steps: int,
@@ -111,8 +112,8 @@ class _Run:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.device = config.get_device() if device is None else torch.device(device)
         self.steps = config.cap_steps(steps)
-        self.homes = [(model, model_device(model)) for model in (segmentor, adversary)
-                      if model is not None]
+        self.models = [model for model in (segmentor, adversary) if model is not None]
+        self.placement = contextlib.ExitStack()
         segmentor.train()
         groups = (fine_tune_groups(segmentor, lr, encoder_lr_scale) if encoder_lr_scale != 1
                   else segmentor.parameters())
@@ -128,13 +129,11 @@ class _Run:
         self.rng = torch.Generator().manual_seed(seed)
 
     def __enter__(self) -> _Run:
-        for model, _ in self.homes:
-            model.to(self.device)
+        self.placement.enter_context(on_device(self.device, *self.models))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for model, home in self.homes:
-            model.to(home)
+        self.placement.close()
 
     def batch(self, *tensors: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
         idx = torch.randint(0, len(tensors[0]), (min(batch_size, len(tensors[0])),),

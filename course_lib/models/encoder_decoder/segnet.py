@@ -174,8 +174,8 @@ class SegNet(nn.Module):
         self.pool, self.unpool = IndexPool(), IndexUnpool()
         self.decoder = _mirrored_decoder(widths, depths, ConvBNReLU)
         self.classifier = nn.Conv2d(widths[0], num_classes, 1)
-        stage_out = [widths[0], *widths[:-1]]  # what each decoder stage outputs
-        self.aux_head = (nn.Conv2d(stage_out[SEGNET_AUX_STAGE], num_classes, 1) if aux
+        # decoder stage k outputs widths[k - 1] channels (_mirrored_decoder)
+        self.aux_head = (nn.Conv2d(widths[SEGNET_AUX_STAGE - 1], num_classes, 1) if aux
                          else None)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:

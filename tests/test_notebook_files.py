@@ -177,3 +177,13 @@ def test_run_notebook_sets_profile_and_cwd(tmp_path: Path, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "FAILED 01_broken.ipynb after" in out and "CellExecutionError" in out
     assert (tmp_path / "executed" / "01_broken.ipynb").is_file()  # kept for inspection
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_notebook_leaves_a_temporary_folder_behind(path: Path) -> None:
+    """``tempfile.mkdtemp`` is never removed: every run of the notebook (nbval, the book, each
+    student) would leave its folder in /tmp. ``TemporaryDirectory`` goes when the kernel stops."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+    leaking = [i for i, source in enumerate(sources) if "mkdtemp(" in source]
+    assert not leaking, f"{path.name}: code cells {leaking} call mkdtemp (use TemporaryDirectory)"

@@ -203,6 +203,19 @@ def test_boundary_f_beyond_tolerance_hand() -> None:
     assert M.boundary_f_score(_square(2)[0], _square(0)[0], 2, 1) == pytest.approx(19 / 30)
 
 
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+def test_boundary_dilation_is_the_windows_max(radius: int) -> None:
+    """The fast dilation (a depthwise sum > 0) against its definition, a max over the window
+    (max_pool2d pads with -inf: the border adds nothing), on sparse and dense random maps."""
+    from course_lib.metrics.boundary import _dilate
+
+    g = torch.Generator().manual_seed(radius)
+    for density in (0.02, 0.5):
+        maps = (torch.rand(3, 5, 17, 23, generator=g) < density).float()
+        window_max = torch.nn.functional.max_pool2d(maps, 2 * radius + 1, stride=1, padding=radius)
+        assert torch.equal(_dilate(maps, radius), window_max)
+
+
 def test_boundary_f_edge_cases() -> None:
     flat = torch.zeros(1, 6, 6, dtype=torch.long)
     assert math.isnan(M.boundary_f_score(flat, flat, 2))  # no boundary anywhere

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.train import predict
+from course_lib.train import predict, predict_augmented
 
 
 class WithAux(nn.Module):
@@ -54,3 +54,70 @@ def test_bad_options_are_refused():
         predict(model, x, batch_size=0)
     with pytest.raises(ValueError, match="no images"):
         predict(model, x[:0])
+
+
+# --------------------------------------------------------------------------------------
+# predict_augmented: multi-scale + flip test-time augmentation
+# --------------------------------------------------------------------------------------
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def lopsided_model() -> nn.Module:
+    """A convolution whose kernel is not mirror-symmetric: its logits change under a flip."""
+    torch.manual_seed(1)
+    return nn.Conv2d(3, 4, 3, padding=1).eval()
+
+
+def test_one_plain_view_is_predict():
+    model, x = lopsided_model(), torch.rand(5, 3, 8, 10)
+    labels = predict_augmented(model, x, scales=(1.0,), flip=False)
+    assert torch.equal(labels, predict(model, x))
+    probabilities = predict_augmented(model, x, scales=(1.0,), flip=False, output="probabilities")
+    torch.testing.assert_close(probabilities, predict(model, x, output="logits").softmax(1))
+
+
+def test_views_are_brought_back_before_they_are_averaged():
+    """The oracle, written out: mirrored logits are mirrored back, resized ones resized back."""
+    model, x = lopsided_model(), torch.rand(2, 3, 12, 16)
+
+    def probabilities_of(view: torch.Tensor, mirrored: bool) -> torch.Tensor:
+        with torch.no_grad():
+            logits = model(view.flip(-1) if mirrored else view)
+        logits = logits.flip(-1) if mirrored else logits
+        return resize(logits, (12, 16)).softmax(1)
+
+    views = [resize(x, size) for size in ((6, 8), (12, 16), (18, 24))]
+    expected = sum(probabilities_of(v, m) for v in views for m in (False, True)) / 6
+    got = predict_augmented(model, x, scales=(0.5, 1.0, 1.5), output="probabilities")
+    torch.testing.assert_close(got, expected)
+    assert torch.equal(predict_augmented(model, x, scales=(0.5, 1.0, 1.5)), expected.argmax(1))
+    # a mirror-equivariant model (1x1 convolution) gains nothing from the flip
+    pointwise = nn.Conv2d(3, 4, 1).eval()
+    mirrored_mean = predict_augmented(pointwise, x, scales=(1.0,), output="probabilities")
+    torch.testing.assert_close(mirrored_mean, predict(pointwise, x, output="logits").softmax(1))
+
+
+def test_augmented_prediction_of_one_uint8_image_and_modes_restored():
+    model = trained_model()
+    image = (torch.rand(3, 9, 7) * 255).to(torch.uint8)
+    labels = predict_augmented(model, image)
+    assert labels.shape == (9, 7) and labels.dtype == torch.int64
+    probabilities = predict_augmented(model, image, output="probabilities", batch_size=1)
+    assert probabilities.shape == (4, 9, 7)
+    torch.testing.assert_close(probabilities.sum(0), torch.ones(9, 7))
+    assert model.training  # predict puts the model back in training mode
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"output": "logits"}, "output must be one of"),
+    ({"scales": ()}, "scales must be one or more numbers > 0"),
+    ({"scales": (1.0, 0.0)}, "scales must be one or more numbers > 0"),
+])
+def test_augmented_prediction_refuses_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        predict_augmented(lopsided_model(), torch.rand(1, 3, 8, 8), **kwargs)
+    with pytest.raises(ValueError, match=r"images \[N, C, H, W\] or \[C, H, W\], got \(3, 8\)"):
+        predict_augmented(lopsided_model(), torch.rand(3, 8))

@@ -24,7 +24,7 @@ auxiliary head added to the loss with weight ``aux_weight``, as in PSPNet:
 The modules, one concern each:
 
 * :mod:`~course_lib.train.loop` - ``fit``: resume, one epoch, record;
-* :mod:`~course_lib.train.evaluation` - ``evaluate`` and ``predict``;
+* :mod:`~course_lib.train.evaluation` - ``evaluate``, ``predict`` and ``predict_augmented``;
 * :mod:`~course_lib.train.checkpoint` - atomic checkpoints and random states;
 * :mod:`~course_lib.train.distributed` - ``DistributedDataParallel`` under ``torchrun``;
 * :mod:`~course_lib.train.step` - one optimizer update with AMP loss scaling (every
@@ -36,7 +36,7 @@ The modules, one concern each:
 from course_lib.losses import pixel_weighted_cross_entropy
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluation import evaluate, predict
+from .evaluation import TTA_SCALES, evaluate, predict, predict_augmented
 from .history import History
 from .loop import fit
 from .schedule import PolyLR
@@ -49,6 +49,8 @@ __all__ = [
     "pixel_weighted_cross_entropy",
     "evaluate",
     "predict",
+    "predict_augmented",
+    "TTA_SCALES",
     "optimizer_step",
     "save_checkpoint",
     "load_checkpoint",

@@ -1,4 +1,5 @@
-"""Scoring a model over a loader (:func:`evaluate`) and labelling images (:func:`predict`)."""
+"""Scoring a model over a loader (:func:`evaluate`) and labelling images (:func:`predict`,
+and with test-time augmentation :func:`predict_augmented`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from course_lib import config
@@ -18,6 +20,11 @@ from .batches import plain, split_batch, to_device, unwrap
 
 #: What :func:`predict` returns: the class of every pixel or the scores.
 PREDICT_OUTPUTS = ("labels", "logits")
+#: What :func:`predict_augmented` returns: the class of every pixel or the mean probabilities.
+AUGMENTED_OUTPUTS = ("labels", "probabilities")
+#: The image scales of multi-scale testing: mmsegmentation's TestTimeAug lists
+#: 0.5-1.75; three around 1 keep the cost at six passes with the flips.
+TTA_SCALES = (0.75, 1.0, 1.25)
 
 
 def evaluate(
@@ -109,4 +116,58 @@ def predict(
             scores.append(logits.float().cpu() if output == "logits" else
                           logits.argmax(dim=1).cpu())
     result = torch.cat(scores)
+    return result[0] if single else result
+
+
+def predict_augmented(
+    model: nn.Module, images: torch.Tensor,
+    device: torch.device | str | None = None,
+    *,
+    scales: tuple[float, ...] = TTA_SCALES,
+    flip: bool = True,
+    batch_size: int | None = None,
+    output: str = "labels",
+) -> torch.Tensor:
+    """Test-time augmentation: the class probabilities averaged over resized and mirrored views.
+
+    Every image is resized by each of ``scales`` (bilinear, side ``round(scale * side)``) and,
+    with ``flip``, also mirrored left-right; the model's logits for each view are mirrored
+    back, resized to the image (bilinear) and turned into probabilities (softmax), and the
+    probabilities are averaged. This is the multi-scale + flip evaluation of DeepLab (v2, v3)
+    and PSPNet; mmsegmentation's ``SegTTAModel`` merges its views the same way. Only
+    left-right mirrors: in a scene the sky is on top. It costs ``len(scales) * (1 + flip)``
+    forward passes; ``scales=(1.0,), flip=False`` is :func:`predict` (labels) or its softmax.
+
+    ``images`` is a float or uint8 batch [N, C, H, W] or one image [C, H, W];
+    ``output="probabilities"`` returns the mean probabilities [N, K, H, W] (on the CPU)
+    instead of their argmax [N, H, W]. ``device`` and ``batch_size`` as in :func:`predict`.
+    """
+    if output not in AUGMENTED_OUTPUTS:
+        raise ValueError(f"predict_augmented: output must be one of {AUGMENTED_OUTPUTS}, "
+                         f"got {output!r}")
+    if len(scales) == 0 or any(not scale > 0 for scale in scales):
+        raise ValueError(f"predict_augmented: scales must be one or more numbers > 0, "
+                         f"got {scales!r}")
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"predict_augmented expects images [N, C, H, W] or [C, H, W], got {shape}")
+    single = images.dim() == 3
+    batch = plain(images)[None] if single else plain(images)
+    if not batch.is_floating_point():
+        batch = batch.float() / 255.0
+    height, width = batch.shape[-2:]
+    mirrors = (False, True) if flip else (False,)
+    total = torch.zeros(())
+    for scale in scales:
+        size = (max(1, int(scale * height + 0.5)), max(1, int(scale * width + 0.5)))
+        view = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+        for mirrored in mirrors:
+            logits = predict(model, view.flip(-1) if mirrored else view, device,
+                             batch_size=batch_size, output="logits")
+            logits = logits.flip(-1) if mirrored else logits
+            logits = F.interpolate(logits, size=(height, width), mode="bilinear",
+                                   align_corners=False)
+            total = total + logits.softmax(dim=1)
+    probabilities = total / (len(scales) * len(mirrors))
+    result = probabilities if output == "probabilities" else probabilities.argmax(dim=1)
     return result[0] if single else result

@@ -100,6 +100,15 @@ def test_views_are_brought_back_before_they_are_averaged():
     torch.testing.assert_close(mirrored_mean, predict(pointwise, x, output="logits").softmax(1))
 
 
+def test_augmented_prediction_in_chunks_is_the_same():
+    model, x = lopsided_model(), torch.rand(7, 3, 8, 10)
+    whole = predict_augmented(model, x, output="probabilities")
+    for size in (1, 3, 50):
+        chunked = predict_augmented(model, x, batch_size=size, output="probabilities")
+        torch.testing.assert_close(chunked, whole)
+        assert torch.equal(predict_augmented(model, x, batch_size=size), whole.argmax(1))
+
+
 def test_augmented_prediction_of_one_uint8_image_and_modes_restored():
     model = trained_model()
     image = (torch.rand(3, 9, 7) * 255).to(torch.uint8)
@@ -115,9 +124,12 @@ def test_augmented_prediction_of_one_uint8_image_and_modes_restored():
     ({"output": "logits"}, "output must be one of"),
     ({"scales": ()}, "scales must be one or more numbers > 0"),
     ({"scales": (1.0, 0.0)}, "scales must be one or more numbers > 0"),
+    ({"batch_size": 0}, "batch_size must be a positive integer or None"),
 ])
 def test_augmented_prediction_refuses_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         predict_augmented(lopsided_model(), torch.rand(1, 3, 8, 8), **kwargs)
     with pytest.raises(ValueError, match=r"images \[N, C, H, W\] or \[C, H, W\], got \(3, 8\)"):
         predict_augmented(lopsided_model(), torch.rand(3, 8))
+    with pytest.raises(ValueError, match="no images were given"):
+        predict_augmented(lopsided_model(), torch.rand(0, 3, 8, 8))

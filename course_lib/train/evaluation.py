@@ -148,26 +148,41 @@ def predict_augmented(
     if len(scales) == 0 or any(not scale > 0 for scale in scales):
         raise ValueError(f"predict_augmented: scales must be one or more numbers > 0, "
                          f"got {scales!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"predict_augmented: batch_size must be a positive integer or None, got "
+                         f"{batch_size}")
     if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"predict_augmented expects images [N, C, H, W] or [C, H, W], got {shape}")
     single = images.dim() == 3
     batch = plain(images)[None] if single else plain(images)
+    if len(batch) == 0:
+        raise ValueError("predict_augmented: no images were given (a batch of 0)")
     if not batch.is_floating_point():
         batch = batch.float() / 255.0
-    height, width = batch.shape[-2:]
+    step = len(batch) if batch_size is None else batch_size
+    chunks = []  # memory stays bounded by one chunk's views, as in predict
+    for start in range(0, len(batch), step):
+        mean = _mean_probabilities(model, batch[start:start + step], device, scales, flip)
+        chunks.append(mean if output == "probabilities" else mean.argmax(dim=1))
+    result = torch.cat(chunks)
+    return result[0] if single else result
+
+
+def _mean_probabilities(model: nn.Module, images: torch.Tensor, device: torch.device | str | None,
+                        scales: tuple[float, ...], flip: bool) -> torch.Tensor:
+    """Softmax of the model over every scaled (and mirrored) view of ``images`` [N, C, H, W],
+    each brought back to the images' size and mirror, averaged: [N, K, H, W] on the CPU."""
+    height, width = images.shape[-2:]
     mirrors = (False, True) if flip else (False,)
     total = torch.zeros(())
     for scale in scales:
         size = (max(1, int(scale * height + 0.5)), max(1, int(scale * width + 0.5)))
-        view = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
+        view = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         for mirrored in mirrors:
-            logits = predict(model, view.flip(-1) if mirrored else view, device,
-                             batch_size=batch_size, output="logits")
+            logits = predict(model, view.flip(-1) if mirrored else view, device, output="logits")
             logits = logits.flip(-1) if mirrored else logits
             logits = F.interpolate(logits, size=(height, width), mode="bilinear",
                                    align_corners=False)
             total = total + logits.softmax(dim=1)
-    probabilities = total / (len(scales) * len(mirrors))
-    result = probabilities if output == "probabilities" else probabilities.argmax(dim=1)
-    return result[0] if single else result
+    return total / (len(scales) * len(mirrors))

@@ -91,21 +91,8 @@ def predict(
     """
     if output not in PREDICT_OUTPUTS:
         raise ValueError(f"predict: output must be one of {PREDICT_OUTPUTS}, got {output!r}")
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"predict: batch_size must be a positive integer or None, got "
-                         f"{batch_size}")
+    batch, single = _image_batch(images, batch_size, "predict")
     device = config.get_device() if device is None else torch.device(device)
-    single = isinstance(images, torch.Tensor) and images.dim() == 3
-    if isinstance(images, torch.Tensor):
-        batch = plain(images)[None] if single else plain(images)
-    else:
-        batch = torch.stack([plain(im) for im in images])
-    if batch.dim() < 4:
-        raise ValueError(
-            f"predict expects images [N, C, H, W] or [C, H, W], got {tuple(batch.shape)}"
-        )
-    if len(batch) == 0:
-        raise ValueError("predict: no images were given (a batch of 0)")
     model = unwrap(model)
     step = len(batch) if batch_size is None else batch_size
     scores = []
@@ -119,8 +106,29 @@ def predict(
     return result[0] if single else result
 
 
+def _image_batch(images: torch.Tensor | Iterable[torch.Tensor], batch_size: int | None,
+                 caller: str) -> tuple[torch.Tensor, bool]:
+    """``images`` as one batch [N, C, ...] and whether it was a single image [C, H, W]; the
+    checks :func:`predict` and :func:`predict_augmented` share, their errors named ``caller``."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"{caller}: batch_size must be a positive integer or None, got "
+                         f"{batch_size}")
+    single = isinstance(images, torch.Tensor) and images.dim() == 3
+    if isinstance(images, torch.Tensor):
+        batch = plain(images)[None] if single else plain(images)
+    else:
+        batch = torch.stack([plain(im) for im in images])
+    if batch.dim() < 4:
+        raise ValueError(
+            f"{caller} expects images [N, C, H, W] or [C, H, W], got {tuple(batch.shape)}"
+        )
+    if len(batch) == 0:
+        raise ValueError(f"{caller}: no images were given (a batch of 0)")
+    return batch, single
+
+
 def predict_augmented(
-    model: nn.Module, images: torch.Tensor,
+    model: nn.Module, images: torch.Tensor | Iterable[torch.Tensor],
     device: torch.device | str | None = None,
     *,
     scales: tuple[float, ...] = TTA_SCALES,
@@ -138,7 +146,7 @@ def predict_augmented(
     left-right mirrors: in a scene the sky is on top. It costs ``len(scales) * (1 + flip)``
     forward passes; ``scales=(1.0,), flip=False`` is :func:`predict` (labels) or its softmax.
 
-    ``images`` is a float or uint8 batch [N, C, H, W] or one image [C, H, W];
+    ``images`` is a float or uint8 batch [N, C, H, W], a list of [C, H, W] images or one image;
     ``output="probabilities"`` returns the mean probabilities [N, K, H, W] (on the CPU)
     instead of their argmax [N, H, W]. ``device`` and ``batch_size`` as in :func:`predict`.
     """
@@ -148,28 +156,26 @@ def predict_augmented(
     if len(scales) == 0 or any(not scale > 0 for scale in scales):
         raise ValueError(f"predict_augmented: scales must be one or more numbers > 0, "
                          f"got {scales!r}")
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"predict_augmented: batch_size must be a positive integer or None, got "
-                         f"{batch_size}")
-    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4):
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"predict_augmented expects images [N, C, H, W] or [C, H, W], got {shape}")
-    single = images.dim() == 3
-    batch = plain(images)[None] if single else plain(images)
-    if len(batch) == 0:
-        raise ValueError("predict_augmented: no images were given (a batch of 0)")
+    batch, single = _image_batch(images, batch_size, "predict_augmented")
+    if batch.dim() != 4:  # the views are resized in 2D
+        raise ValueError(f"predict_augmented expects images [N, C, H, W] or [C, H, W], got "
+                         f"{tuple(batch.shape)}")
     if not batch.is_floating_point():
         batch = batch.float() / 255.0
+    device = config.get_device() if device is None else torch.device(device)
+    model = unwrap(model)
     step = len(batch) if batch_size is None else batch_size
     chunks = []  # memory stays bounded by one chunk's views, as in predict
-    for start in range(0, len(batch), step):
-        mean = _mean_probabilities(model, batch[start:start + step], device, scales, flip)
-        chunks.append(mean if output == "probabilities" else mean.argmax(dim=1))
+    # moved once for all the views: each predict below then finds the model where it runs
+    with on_device(device, model):
+        for start in range(0, len(batch), step):
+            mean = _mean_probabilities(model, batch[start:start + step], device, scales, flip)
+            chunks.append(mean if output == "probabilities" else mean.argmax(dim=1))
     result = torch.cat(chunks)
     return result[0] if single else result
 
 
-def _mean_probabilities(model: nn.Module, images: torch.Tensor, device: torch.device | str | None,
+def _mean_probabilities(model: nn.Module, images: torch.Tensor, device: torch.device,
                         scales: tuple[float, ...], flip: bool) -> torch.Tensor:
     """Softmax of the model over every scaled (and mirrored) view of ``images`` [N, C, H, W],
     each brought back to the images' size and mirror, averaged: [N, K, H, W] on the CPU."""

@@ -15,6 +15,7 @@ from widget_cases import PNG_MAGIC, check_bundle, hand_miou, noisy_dataset, tiny
 from widget_cases import K as BROWSER_K  # noqa: E402
 
 from course_lib import widgets  # noqa: E402
+from course_lib.widgets.predictions import predict_labels  # noqa: E402
 
 K = 3  # classes of the comparer's models and data set
 
@@ -81,6 +82,36 @@ def test_prediction_browser_accepts_dict_samples_and_uint8_images() -> None:
     assert browser.sample(1)[0].dtype == torch.float32
     with pytest.raises(ValueError, match="empty"):
         widgets.PredictionBrowser(tiny_model(), [], BROWSER_K)
+
+
+def test_prediction_browser_chooses_among_models_and_predicts_only_what_it_shows() -> None:
+    pytest.importorskip("course_lib.metrics", reason="course_lib.metrics not written yet")
+    first, second = tiny_model(), tiny_model()
+    with torch.no_grad():
+        second[-2].weight.neg_()  # negated scores: another prediction on every pixel
+    browser = widgets.PredictionBrowser({"first": first, "second": second}, noisy_dataset(),
+                                        BROWSER_K, chosen="second")
+    data = browser.dataset
+    assert browser.chooser in browser.widget.children  # buttons shown for several models
+    assert browser.model is second and list(browser._cache) == [("second", 0)]
+    image, target = data[0]
+    shown_png = bytes(browser.picture.value)
+    for name, net in (("second", second), ("first", first)):
+        browser.chooser.value = name
+        expected = predict_labels(net, image, tuple(target.shape[-2:]))
+        assert torch.equal(browser.sample()[2], expected)
+    assert bytes(browser.picture.value) != shown_png  # the other model's picture
+    assert sorted(browser._cache) == [("first", 0), ("second", 0)]
+    assert "first" in browser.figure().texts[0].get_text()  # the suptitle names the model
+
+    single = widgets.PredictionBrowser(first, data, BROWSER_K)
+    assert single.chooser not in single.widget.children and single.model is first
+    with pytest.raises(ValueError, match="none of the models"):
+        widgets.PredictionBrowser({"first": first}, data, BROWSER_K, chosen="third")
+    with pytest.raises(ValueError, match="empty"):
+        widgets.PredictionBrowser({}, data, BROWSER_K)
+    with pytest.raises(TypeError, match="not an nn.Module"):
+        widgets.PredictionBrowser({"first": "fcn"}, data, BROWSER_K)
 
 
 class Oracle(nn.Module):

@@ -1,4 +1,5 @@
-"""Predictions over a data set: :class:`PredictionBrowser` (one model, per-class IoU) and
+"""Predictions over a data set: :class:`PredictionBrowser` (one model or a choice of models,
+per-class IoU) and
 :class:`ModelComparer` (several models side by side, notebook 05), and the helpers they share
 with :class:`~course_lib.widgets.crf.CRFIterationViewer`: a sample's labels and scores."""
 
@@ -6,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as W
@@ -104,6 +105,17 @@ def _state_toggle(name: str, value: bool, tooltip: str) -> W.ToggleButton:
     return button
 
 
+def _named_models(model: nn.Module | Mapping[str, nn.Module]) -> dict[str, nn.Module]:
+    """``{name: model}`` from one model (named "model") or a dict of them, checked."""
+    models = dict(model) if isinstance(model, Mapping) else {"model": model}
+    if not models:
+        raise ValueError("no model to browse: the dict of models is empty")
+    for name, net in models.items():
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"model {name!r} is a {type(net).__name__}, not an nn.Module")
+    return models
+
+
 class PredictionBrowser(Explorer):
     """Browse a model's predictions over a data set, with the sample's per-class IoU.
 
@@ -111,21 +123,29 @@ class PredictionBrowser(Explorer):
     image) and the ground-truth / prediction / error-map panels (each button says "on" or
     "off", with a ticked or empty box, and is coloured while on); a table lists the IoU of
     every class present in the sample (from :mod:`course_lib.metrics`).
+
+    ``model`` is one model or a ``{name: model}`` dict: with several, buttons above choose
+    the one shown (``chosen`` first), and a model predicts a sample only when it is shown.
     """
 
     PANELS = ("ground truth", "prediction", "error map")
 
-    def __init__(self, model: nn.Module, dataset: Any, num_classes: int,
-                 class_names: Sequence[str] | None = None,
+    def __init__(self, model: nn.Module | Mapping[str, nn.Module], dataset: Any,
+                 num_classes: int, class_names: Sequence[str] | None = None,
                  palette: str | np.ndarray | Sequence | None = None,
-                 ignore_index: int = IGNORE_INDEX) -> None:
-        self.model = model
+                 ignore_index: int = IGNORE_INDEX, chosen: str | None = None) -> None:
+        self.models = _named_models(model)
+        if chosen is not None and chosen not in self.models:
+            raise ValueError(f"chosen={chosen!r} is none of the models {list(self.models)}")
+        self.chooser = W.ToggleButtons(options=list(self.models),
+                                       value=chosen or next(iter(self.models)),
+                                       description="model")
         self.dataset = dataset
         self.num_classes = num_classes
         self.class_names, self.palette = dataset_names_and_palette(
             dataset, num_classes, class_names, palette)
         self.ignore_index = ignore_index
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
         self.index = W.IntSlider(value=0, min=0, max=len(dataset) - 1, description="sample",
                                  continuous_update=False)
@@ -136,19 +156,26 @@ class PredictionBrowser(Explorer):
         self.table = W.HTML()
         controls = W.HBox([self.index, self.overlay, *self.toggles.values()],
                           layout=W.Layout(flex_flow="row wrap"))
-        self.widget = W.VBox([controls, self.picture, self.table])
-        for control in (self.index, self.overlay, *self.toggles.values()):
+        choice = [self.chooser] if len(self.models) > 1 else []
+        self.widget = W.VBox([*choice, controls, self.picture, self.table])
+        for control in (self.chooser, self.index, self.overlay, *self.toggles.values()):
             control.observe(self._update, names="value")
         self._update()
 
+    @property
+    def model(self) -> nn.Module:
+        """The model shown (the chosen one, when there are several)."""
+        return self.models[self.chooser.value]
+
     def sample(self, index: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(image [C,H,W], target [H,W], prediction [H,W])`` of a sample (cached)."""
-        i = self.index.value if index is None else int(index)
-        if i not in self._cache:
-            image, target = split_sample(self.dataset[i])
+        """``(image [C,H,W], target [H,W], prediction [H,W])`` of a sample, predicted by the
+        model shown (cached per model)."""
+        key = (self.chooser.value, self.index.value if index is None else int(index))
+        if key not in self._cache:
+            image, target = split_sample(self.dataset[key[1]])
             pred = predict_labels(self.model, image, tuple(target.shape[-2:]))
-            self._cache[i] = (image, target, pred)
-        return self._cache[i]
+            self._cache[key] = (image, target, pred)
+        return self._cache[key]
 
     def iou(self, index: int | None = None) -> dict[str, Any]:
         """Per-class IoU (NaN for classes absent from target and prediction), mIoU, accuracy."""
@@ -184,6 +211,8 @@ class PredictionBrowser(Explorer):
         axes = np.atleast_1d(fig.subplots(1, len(shown) + 1, squeeze=False)).ravel()
         axes[0].imshow(rgb)
         axes[0].set_title(f"image {self.index.value}")
+        if len(self.models) > 1:
+            fig.suptitle(self.chooser.value)
         use_overlay = self.overlay.value
 
         def paint(mask: torch.Tensor) -> np.ndarray:

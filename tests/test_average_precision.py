@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import sys
 
 import numpy as np
 import pytest
 import torch
 
 from course_lib.metrics.average_precision import COCO_AREA_RANGES, coco_average_precision
+from course_lib.metrics.cocoeval_reference import cocoeval_stats
 
 pycocotools = pytest.importorskip("pycocotools")
-from pycocotools import mask as mask_utils  # noqa: E402
-from pycocotools.coco import COCO  # noqa: E402
-from pycocotools.cocoeval import COCOeval  # noqa: E402
 
 STAT_NAMES = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10",
               "AR100", "AR_small", "AR_medium", "AR_large")
@@ -78,50 +75,6 @@ def make_case(seed: int, n_images: int = 6, size: tuple[int, int] = (120, 160),
     return predictions, targets
 
 
-def cocoeval_stats(predictions: list[dict], targets: list[dict], iou_type: str,
-                   max_dets: tuple[int, ...] = (1, 10, 100)) -> tuple[np.ndarray, COCOeval]:
-    """The same data through pycocotools: a GT json built by hand, results via loadRes."""
-    h, w = targets[0]["masks"].shape[-2:]
-    images, annotations, results = [], [], []
-    labels = set()
-    for i, (p, t) in enumerate(zip(predictions, targets, strict=True)):
-        images.append({"id": i + 1, "height": int(h), "width": int(w)})
-        for m, b, lab, crowd in zip(t["masks"], t["boxes"], t["labels"], t["iscrowd"],
-                                    strict=True):
-            rle = mask_utils.encode(np.asfortranarray(m.numpy().astype(np.uint8)))
-            rle["counts"] = rle["counts"].decode("ascii")
-            x0, y0, x1, y1 = b.double().tolist()
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1,
-                                "category_id": int(lab), "segmentation": rle,
-                                "area": float(m.sum()), "bbox": [x0, y0, x1 - x0, y1 - y0],
-                                "iscrowd": int(crowd)})
-            labels.add(int(lab))
-        for m, b, lab, s in zip(p["masks"][:, 0] >= 0.5, p["boxes"], p["labels"], p["scores"],
-                                strict=True):
-            x0, y0, x1, y1 = b.double().tolist()
-            entry = {"image_id": i + 1, "category_id": int(lab), "score": float(s)}
-            if iou_type == "bbox":
-                entry["bbox"] = [x0, y0, x1 - x0, y1 - y0]
-            else:
-                rle = mask_utils.encode(np.asfortranarray(m.numpy().astype(np.uint8)))
-                rle["counts"] = rle["counts"].decode("ascii")
-                entry["segmentation"] = rle
-            results.append(entry)
-            labels.add(int(lab))
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {"images": images, "annotations": annotations,
-                      "categories": [{"id": c} for c in sorted(labels)]}
-        gt.createIndex()
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iou_type)
-        ev.params.maxDets = list(max_dets)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats, ev
-
-
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_equals_cocoeval(iou_type: str, seed: int) -> None:
@@ -140,7 +93,7 @@ def test_equals_cocoeval(iou_type: str, seed: int) -> None:
 
 def test_equals_cocoeval_with_few_detections_per_image() -> None:
     predictions, targets = make_case(5, crowd=False)
-    expected, _ = cocoeval_stats(predictions, targets, "segm", max_dets=(1, 2, 3))
+    expected, _ = cocoeval_stats(predictions, targets, "segm", max_detections=(1, 2, 3))
     ours = coco_average_precision(predictions, targets, max_detections=(1, 2, 3))
     names = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR2", "AR3")
     # COCOeval's summarize() hard-codes maxDets=100 for the AP lines: compare the AR lines
@@ -218,3 +171,12 @@ def test_bad_input_is_refused_clearly() -> None:
     with pytest.raises(ValueError, match="predicted masks"):
         coco_average_precision([bad, predictions[1]], targets)
     assert set(COCO_AREA_RANGES) == {"all", "small", "medium", "large"}
+
+
+def test_the_reference_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    predictions, targets = make_case(0, n_images=1)
+    with pytest.raises(ValueError, match="iou_type"):
+        cocoeval_stats(predictions, targets, "keypoints")
+    monkeypatch.setitem(sys.modules, "pycocotools", None)  # as if not installed
+    with pytest.raises(ImportError, match="pip install pycocotools"):
+        cocoeval_stats(predictions, targets)

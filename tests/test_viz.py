@@ -397,3 +397,25 @@ def test_teaching_source_rules(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Non
     # a function that only checks is shown whole (an elided body would say nothing)
     assert teaching_source(module.only_checks) == viz.get_source(module.only_checks)
     assert teaching_source(module) == viz.get_source(module)  # a module: whole
+
+
+def test_running_mean_is_the_valid_moving_average() -> None:
+    values = np.random.default_rng(0).random(23)
+    np.testing.assert_allclose(viz.running_mean(values, 5),
+                               np.convolve(values, np.ones(5) / 5, mode="valid"), rtol=1e-6)
+    np.testing.assert_allclose(viz.running_mean(values[:3], 10), [values[:3].mean()], rtol=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        viz.running_mean([], 3)
+
+
+def test_plot_loss_terms_draws_each_term_smoothed_and_the_total_thicker() -> None:
+    history = {"loss": [4.0, 3.0, 2.5, 2.0, 1.8, 1.5, 1.4, 1.2, 1.1, 1.0, 0.9, 0.8],
+               "loss_mask": [1.0] * 12, "loss_box": [0.5, 0.4] * 6}
+    fig = viz.plot_loss_terms(history, title="terms")
+    ax = fig.axes[0]
+    window = 2  # a fifth of 12 steps
+    assert [line.get_label() for line in ax.lines] == list(history)
+    assert [len(line.get_ydata()) for line in ax.lines] == [12 - window + 1] * 3
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), viz.running_mean(history["loss"], window))
+    assert ax.lines[0].get_linewidth() > ax.lines[1].get_linewidth()
+    assert ax.get_yscale() == "log" and f"moving average of {window}" in ax.get_ylabel()

@@ -29,9 +29,11 @@ from .figures import (
     plot_confusion_matrix,
     plot_history,
     plot_instances,
+    plot_loss_terms,
     plot_metric_table,
     plot_model_predictions,
     plot_segmentation_grid,
+    running_mean,
 )
 from .source import get_source, show_source
 
@@ -50,9 +52,11 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_history",
     "plot_instances",
+    "plot_loss_terms",
     "plot_metric_table",
     "plot_model_predictions",
     "plot_segmentation_grid",
+    "running_mean",
     "show_source",
     "to_numpy_image",
     "voc_colormap",

@@ -228,6 +228,32 @@ def plot_history(history: Any, title: str | None = None) -> Figure:
     return fig
 
 
+def running_mean(values: Sequence[float], window: int) -> np.ndarray:
+    """The mean of each ``window`` consecutive values (``len - window + 1`` of them; the
+    window shrinks to the length of a short series)."""
+    v = torch.tensor([float(x) for x in values], dtype=torch.float32)
+    if len(v) == 0:
+        raise ValueError("running_mean of an empty series")
+    window = max(1, min(int(window), len(v)))
+    return torch.nn.functional.avg_pool1d(v[None, None], window, 1)[0, 0].numpy()
+
+
+def plot_loss_terms(history: Mapping[str, Sequence[float]], title: str, total: str = "loss",
+                    window: int | None = None) -> Figure:
+    """Per-step loss terms (a detector's, say) as running means on a log scale, the ``total``
+    drawn thicker. ``window`` defaults to a fifth of the steps, at most 10."""
+    steps = min(len(v) for v in history.values())
+    window = max(1, min(10, steps // 5)) if window is None else window
+    fig = _new_figure((8, 3.2))
+    ax = fig.subplots()
+    for name, values in history.items():
+        ax.plot(running_mean(values, window), label=name, linewidth=2 if name == total else 1)
+    ax.set(xlabel="step", ylabel=f"loss (moving average of {window})", yscale="log", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def plot_confusion_matrix(cm: Any, class_names: Sequence[str] | None = None,
                           normalize: bool = True, title: str | None = None) -> Figure:
     """Heat map of a confusion matrix (rows = true class, columns = predicted class).

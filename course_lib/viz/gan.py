@@ -3,24 +3,18 @@ side by side, and the quality number against the discriminator's or critic's own
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .figures import CourseFigure
+from .figures import CourseFigure, running_mean
+
+RUNNING_MEAN_STEPS = 20  # the loss curves' smoothing: GAN losses jump from step to step
 
 
 def _new_figure(figsize: tuple[float, float]) -> CourseFigure:
     return CourseFigure(figsize=figsize, layout="constrained")
-
-
-def _running_mean(values: Sequence[float], k: int = 20) -> np.ndarray:
-    v = torch.tensor(values, dtype=torch.float32)
-    k = max(1, min(k, len(v)))
-    return torch.nn.functional.avg_pool1d(v[None, None], k, 1)[0, 0].numpy()
 
 
 def _to_picture(image: torch.Tensor) -> np.ndarray:
@@ -32,11 +26,12 @@ def plot_gan_history(history, title: str, wasserstein: bool = False) -> Figure:
     (probabilities for a GAN, critic scores for a WGAN)."""
     fig = _new_figure((11, 3.3))
     ax_loss, ax_d = fig.subplots(1, 2)
-    ax_loss.plot(_running_mean(history.d_loss), label="critic loss" if wasserstein else "D loss")
-    ax_loss.plot(_running_mean(history.g_loss), label="G loss")
+    ax_loss.plot(running_mean(history.d_loss, RUNNING_MEAN_STEPS),
+                 label="critic loss" if wasserstein else "D loss")
+    ax_loss.plot(running_mean(history.g_loss, RUNNING_MEAN_STEPS), label="G loss")
     ax_loss.set(xlabel="step", ylabel="loss (running mean)", title=f"{title}: losses")
-    ax_d.plot(_running_mean(history.d_real), label="D(x), real")
-    ax_d.plot(_running_mean(history.d_fake), label="D(G(z)), fake")
+    ax_d.plot(running_mean(history.d_real, RUNNING_MEAN_STEPS), label="D(x), real")
+    ax_d.plot(running_mean(history.d_fake, RUNNING_MEAN_STEPS), label="D(G(z)), fake")
     if not wasserstein:
         ax_d.axhline(0.5, color="gray", ls="--")
     ax_d.set(xlabel="step", ylabel="critic score" if wasserstein else "probability 'real'",

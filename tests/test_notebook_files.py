@@ -187,3 +187,21 @@ def test_no_notebook_leaves_a_temporary_folder_behind(path: Path) -> None:
     sources = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
     leaking = [i for i, source in enumerate(sources) if "mkdtemp(" in source]
     assert not leaking, f"{path.name}: code cells {leaking} call mkdtemp (use TemporaryDirectory)"
+
+
+EXERCISE_HEADING = re.compile(r"#+ .*\bExercise\b.*")
+NUMBERED_EXERCISE = re.compile(r"### Exercise (\d+) — \S")
+
+
+def test_exercises_are_numbered_one_style_in_order(nb: nbformat.NotebookNode) -> None:
+    """Every exercise heading reads "### Exercise N — title", N = 1, 2, ... in order, under
+    a "## Exercises" heading where the exercises are a section of their own."""
+    headings = [line for cell in nb.cells if cell.cell_type == "markdown"
+                for line in cell.source.splitlines() if EXERCISE_HEADING.fullmatch(line)]
+    numbered = [line for line in headings if line != "## Exercises"]
+    name = nb.metadata["_path"]
+    assert numbered, f"{name} has no exercise"
+    odd = [line for line in numbered if not NUMBERED_EXERCISE.match(line)]
+    assert not odd, f"{name}: exercise headings not in the '### Exercise N — title' style: {odd}"
+    numbers = [int(NUMBERED_EXERCISE.match(line).group(1)) for line in numbered]
+    assert numbers == list(range(1, len(numbers) + 1)), f"{name}: exercises numbered {numbers}"

@@ -348,6 +348,16 @@ def _measured_seen_fraction(rates: tuple[int, ...]) -> float:
     return 1 - rf.receptive_field_stats(erf)["holes"]
 
 
+def _constant_prediction_scores(pixel_counts: torch.Tensor, c: int) -> torch.Tensor:
+    """(pixel accuracy, mIoU) of predicting class c everywhere, by the library's metrics."""
+    from course_lib import metrics
+
+    k = len(pixel_counts)
+    truth = torch.repeat_interleave(torch.arange(k), pixel_counts)
+    m = metrics.segmentation_metrics(metrics.confusion_matrix(torch.full_like(truth, c), truth, k))
+    return torch.tensor([m["pixel_accuracy"], m["miou"]], dtype=torch.float64)
+
+
 def _delegation_cases() -> list:
     import torch.nn.functional as F  # noqa: N812
 
@@ -365,9 +375,6 @@ def _delegation_cases() -> list:
     feature = torch.rand(2, 3, 7, 5, generator=g)
     skip, up = torch.rand(1, 4, 9, 7, generator=g), torch.rand(1, 2, 4, 4, generator=g)
     return [  # confirmed cases first
-        pytest.param("18", "iou_from_confusion", [((cm,), metrics.iou_per_class(cm))],
-                     lambda cm: metrics.iou_per_class(cm),
-                     [metrics.iou_per_class, metrics.segmentation_metrics], id="18-iou"),
         pytest.param("05", "my_bilinear_kernel", [((f,), fcn.bilinear_kernel(f)) for f in (2, 3)],
                      lambda factor: fcn.bilinear_kernel(factor),
                      [fcn.bilinear_kernel], id="05-bilinear_kernel"),
@@ -413,6 +420,13 @@ def _delegation_cases() -> list:
                      _measured_seen_fraction,
                      [receptive_field.effective_receptive_field,
                       receptive_field.receptive_field_stats], id="11-seen_fraction"),
+        pytest.param("18", "my_constant_prediction_scores",
+                     [((counts, c), _constant_prediction_scores(counts, c))
+                      for counts in (cm[0], torch.tensor([6, 3, 1, 0])) for c in (0, 3)],
+                     _constant_prediction_scores,
+                     [metrics.segmentation_metrics, metrics.confusion_matrix,
+                      metrics.iou_per_class, metrics.mean_iou, metrics.pixel_accuracy],
+                     id="18-constant_prediction_scores"),
     ]
 
 

@@ -21,7 +21,7 @@ from course_lib import classroom, student
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-GRADED_NOTEBOOK = "18"  # two exercises, one of them a confirmed delegation case (iou)
+GRADED_NOTEBOOK = "18"  # two exercises (Exercise 1 has a delegation case in test_grading)
 
 
 def _toy(path: Path) -> Path:

@@ -419,3 +419,5 @@ def test_plot_loss_terms_draws_each_term_smoothed_and_the_total_thicker() -> Non
     np.testing.assert_allclose(ax.lines[0].get_ydata(), viz.running_mean(history["loss"], window))
     assert ax.lines[0].get_linewidth() > ax.lines[1].get_linewidth()
     assert ax.get_yscale() == "log" and f"moving average of {window}" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="no loss term"):
+        viz.plot_loss_terms({}, title="nothing")

@@ -242,6 +242,8 @@ def plot_loss_terms(history: Mapping[str, Sequence[float]], title: str, total: s
                     window: int | None = None) -> Figure:
     """Per-step loss terms (a detector's, say) as running means on a log scale, the ``total``
     drawn thicker. ``window`` defaults to a fifth of the steps, at most 10."""
+    if not history:
+        raise ValueError("plot_loss_terms: the history holds no loss term")
     steps = min(len(v) for v in history.values())
     window = max(1, min(10, steps // 5)) if window is None else window
     fig = _new_figure((8, 3.2))

@@ -93,7 +93,7 @@ def test_prediction_browser_chooses_among_models_and_predicts_only_what_it_shows
                                         BROWSER_K, chosen="second")
     data = browser.dataset
     assert browser.chooser in browser.widget.children  # buttons shown for several models
-    assert browser.model is second and list(browser._cache) == [("second", 0)]
+    assert browser.model is second and list(browser._predictions) == [("second", 0)]
     image, target = data[0]
     shown_png = bytes(browser.picture.value)
     for name, net in (("second", second), ("first", first)):
@@ -101,7 +101,8 @@ def test_prediction_browser_chooses_among_models_and_predicts_only_what_it_shows
         expected = predict_labels(net, image, tuple(target.shape[-2:]))
         assert torch.equal(browser.sample()[2], expected)
     assert bytes(browser.picture.value) != shown_png  # the other model's picture
-    assert sorted(browser._cache) == [("first", 0), ("second", 0)]
+    assert sorted(browser._predictions) == [("first", 0), ("second", 0)]
+    assert list(browser._samples) == [0]  # the sample is read once for both models
     assert "first" in browser.figure().texts[0].get_text()  # the suptitle names the model
 
     single = widgets.PredictionBrowser(first, data, BROWSER_K)

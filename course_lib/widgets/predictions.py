@@ -145,7 +145,8 @@ class PredictionBrowser(Explorer):
         self.class_names, self.palette = dataset_names_and_palette(
             dataset, num_classes, class_names, palette)
         self.ignore_index = ignore_index
-        self._cache: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # read once
+        self._predictions: dict[tuple[str, int], torch.Tensor] = {}  # per model and sample
 
         self.index = W.IntSlider(value=0, min=0, max=len(dataset) - 1, description="sample",
                                  continuous_update=False)
@@ -170,12 +171,14 @@ class PredictionBrowser(Explorer):
     def sample(self, index: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(image [C,H,W], target [H,W], prediction [H,W])`` of a sample, predicted by the
         model shown (cached per model)."""
-        key = (self.chooser.value, self.index.value if index is None else int(index))
-        if key not in self._cache:
-            image, target = split_sample(self.dataset[key[1]])
-            pred = predict_labels(self.model, image, tuple(target.shape[-2:]))
-            self._cache[key] = (image, target, pred)
-        return self._cache[key]
+        i = self.index.value if index is None else int(index)
+        if i not in self._samples:
+            self._samples[i] = split_sample(self.dataset[i])
+        image, target = self._samples[i]
+        key = (self.chooser.value, i)
+        if key not in self._predictions:
+            self._predictions[key] = predict_labels(self.model, image, tuple(target.shape[-2:]))
+        return image, target, self._predictions[key]
 
     def iou(self, index: int | None = None) -> dict[str, Any]:
         """Per-class IoU (NaN for classes absent from target and prediction), mIoU, accuracy."""
